@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bytelm.kernels.swa import sliding_window_attention
+from bytelm.layers.init import STD
 from bytelm.layers.state import tree_where
 
 
@@ -48,7 +49,9 @@ def rope(x: torch.Tensor, pos: torch.Tensor, base: float) -> torch.Tensor:
 
 
 class Attention(nn.Module):
-    """Multi-head causal attention; `window=None` is full attention, else sliding window + sinks."""
+    """Multi-head causal attention; `window=None` is full attention, else sliding window + sinks.
+
+    `out_std`: the initial standard deviation of the output projection (scaled down by depth)."""
 
     def __init__(
         self,
@@ -58,13 +61,21 @@ class Attention(nn.Module):
         window: int | None = None,
         sinks: int = 0,
         rope_base: float = 10000.0,
+        out_std: float = STD,
     ) -> None:
         super().__init__()
+        self.out_std = out_std
         self.n_heads, self.n_kv_heads = n_heads, n_kv_heads
         self.head_dim = d_model // n_heads
         self.window, self.sinks, self.rope_base = window, sinks, rope_base
         self.qkv = nn.Linear(d_model, (n_heads + 2 * n_kv_heads) * self.head_dim, bias=False)
         self.out = nn.Linear(n_heads * self.head_dim, d_model, bias=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """qkv N(0, 0.02), the output projection N(0, `out_std`)."""
+        nn.init.normal_(self.qkv.weight, std=STD)
+        nn.init.normal_(self.out.weight, std=self.out_std)
 
     @property
     def capacity(self) -> int | None:

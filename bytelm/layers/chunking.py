@@ -62,9 +62,9 @@ class Router(nn.Module):
         if rule == "dynamic":
             self.q_proj = nn.Linear(d_model, d_model, bias=False)
             self.k_proj = nn.Linear(d_model, d_model, bias=False)
-            self.reset_identity()
+            self.reset_parameters()
 
-    def reset_identity(self) -> None:
+    def reset_parameters(self) -> None:
         """W_q = W_k = I, so at first p_t compares consecutive encoder outputs directly."""
         if self.rule == "dynamic":
             with torch.no_grad():

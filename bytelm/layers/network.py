@@ -36,6 +36,7 @@ class LevelSpec:
     ssm_chunk_size: int
     rope_base: float
     norm_eps: float
+    out_std: float  # initial std of the projections that write into the residual stream
 
 
 def make_mixer(letter: str, spec: LevelSpec) -> nn.Module:
@@ -45,11 +46,13 @@ def make_mixer(letter: str, spec: LevelSpec) -> nn.Module:
         return Mamba2(
             spec.d_model, d_state=spec.ssm_d_state, headdim=spec.ssm_headdim, expand=spec.ssm_expand,
             ngroups=spec.ssm_ngroups, d_conv=spec.ssm_d_conv, chunk_size=spec.ssm_chunk_size,
-            norm_eps=spec.norm_eps,
+            norm_eps=spec.norm_eps, out_std=spec.out_std,
         )
     window = spec.window if kind == "s" else None
     sinks = spec.sinks if kind == "s" else 0
-    return Attention(spec.d_model, spec.n_heads, spec.n_kv_heads, window, sinks, spec.rope_base)
+    return Attention(
+        spec.d_model, spec.n_heads, spec.n_kv_heads, window, sinks, spec.rope_base, spec.out_std
+    )
 
 
 class Block(nn.Module):
@@ -61,7 +64,7 @@ class Block(nn.Module):
         self.norm = RMSNorm(spec.d_model, spec.norm_eps)
         self.mixer = make_mixer(letter, spec)
         self.mlp_norm = RMSNorm(spec.d_model, spec.norm_eps) if letter.isupper() else None
-        self.mlp = SwiGLU(spec.d_model, spec.d_intermediate) if letter.isupper() else None
+        self.mlp = SwiGLU(spec.d_model, spec.d_intermediate, spec.out_std) if letter.isupper() else None
 
     def _mlp(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.mlp is None else x + self.mlp(self.mlp_norm(x))

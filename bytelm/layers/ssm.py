@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bytelm.kernels.ssd import chunk_scan
+from bytelm.layers.init import STD
 from bytelm.layers.norm import RMSNorm
 from bytelm.layers.state import tree_where
 
@@ -36,7 +37,7 @@ def state_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 class Mamba2(nn.Module):
-    """Mamba-2 mixer with scalar decay per head; dt bias and A initialised as in Mamba-2."""
+    """Mamba-2 mixer with scalar decay per head; `out_std` is out_proj's initial standard deviation."""
 
     def __init__(
         self,
@@ -50,8 +51,10 @@ class Mamba2(nn.Module):
         norm_eps: float = 1e-5,
         dt_min: float = 1e-3,
         dt_max: float = 1e-1,
+        out_std: float = STD,
     ) -> None:
         super().__init__()
+        self.dt_min, self.dt_max, self.out_std = dt_min, dt_max, out_std
         self.d_inner = expand * d_model
         self.nheads = self.d_inner // headdim
         self.headdim, self.d_state, self.ngroups = headdim, d_state, ngroups
@@ -59,13 +62,25 @@ class Mamba2(nn.Module):
         self.conv_dim = self.d_inner + 2 * ngroups * d_state
         self.in_proj = nn.Linear(d_model, 2 * self.d_inner + 2 * ngroups * d_state + self.nheads, bias=False)
         self.conv1d = nn.Conv1d(self.conv_dim, self.conv_dim, d_conv, groups=self.conv_dim)
-        dt = torch.exp(torch.rand(self.nheads) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))
-        dt = dt.clamp(min=1e-4)
-        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
-        self.A_log = nn.Parameter(torch.log(torch.empty(self.nheads).uniform_(1, 16)))
-        self.D = nn.Parameter(torch.ones(self.nheads))
+        self.dt_bias = nn.Parameter(torch.empty(self.nheads))
+        self.A_log = nn.Parameter(torch.empty(self.nheads))
+        self.D = nn.Parameter(torch.empty(self.nheads))
         self.norm = RMSNorm(self.d_inner, eps=norm_eps)
         self.out_proj = nn.Linear(self.d_inner, d_model, bias=False)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Projections N(0, 0.02) (out_proj: `out_std`), torch's default conv; dt log-uniform in
+        [dt_min, dt_max] stored as its inverse softplus, A uniform in [1, 16], D = 1 (Mamba-2)."""
+        nn.init.normal_(self.in_proj.weight, std=STD)
+        nn.init.normal_(self.out_proj.weight, std=self.out_std)
+        self.conv1d.reset_parameters()
+        lo, hi = math.log(self.dt_min), math.log(self.dt_max)
+        with torch.no_grad():
+            dt = torch.exp(torch.rand(self.nheads) * (hi - lo) + lo).clamp(min=1e-4)
+            self.dt_bias.copy_(dt + torch.log(-torch.expm1(-dt)))  # inverse softplus
+            self.A_log.copy_(torch.log(torch.empty(self.nheads).uniform_(1, 16)))
+            self.D.fill_(1.0)
 
     def allocate_state(self, batch_size: int, device=None, dtype=None) -> SSMState:
         dtype = dtype or self.in_proj.weight.dtype

@@ -19,7 +19,6 @@ Design choices:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,10 +38,16 @@ from bytelm.layers.chunking import (
     word_start_stats,
     word_starts,
 )
+from bytelm.layers.init import STD, output_std, reset_tree
 from bytelm.layers.network import LevelSpec, Network
 from bytelm.layers.ssm import state_dtype
 from bytelm.layers.state import tree_where
 from bytelm.models import ModelOutput
+
+
+def n_blocks(cfg: ModelConfig) -> int:
+    """Residual blocks in the whole model (every letter of every network)."""
+    return sum(len(letters) for level in cfg.levels for letters in level.values())
 
 
 def level_spec(cfg: ModelConfig, level: int) -> LevelSpec:
@@ -53,6 +58,7 @@ def level_spec(cfg: ModelConfig, level: int) -> LevelSpec:
         sinks=cfg.sinks[level], ssm_d_state=cfg.ssm_d_state, ssm_headdim=cfg.ssm_headdim,
         ssm_expand=cfg.ssm_expand, ssm_ngroups=cfg.ssm_ngroups, ssm_d_conv=cfg.ssm_d_conv,
         ssm_chunk_size=cfg.ssm_chunk_size, rope_base=cfg.rope_base, norm_eps=cfg.norm_eps,
+        out_std=output_std(n_blocks(cfg)),
     )
 
 
@@ -86,6 +92,13 @@ class Stage(nn.Module):
         self.pad = nn.Parameter(torch.zeros(extra)) if extra else None
         self.residual = nn.Linear(spec.d_model, spec.d_model, bias=False)
         self.decoder = Network(levels[level]["decoder"], spec)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The encoder-decoder residual and the widening tail start at zero."""
+        nn.init.zeros_(self.residual.weight)
+        if self.pad is not None:
+            nn.init.zeros_(self.pad)
 
     def allocate_state(self, batch_size: int, device=None, dtype=None) -> StageState:
         dtype = dtype or self.residual.weight.dtype
@@ -210,25 +223,19 @@ class HybridLM(nn.Module):
         else:
             self.backbone = Network(config.levels[0]["main"], level_spec(config, 0))
         self.head = nn.Linear(d, config.vocab_size, bias=False)
-        self.reset_parameters()
+        self.init_weights()
         self.tag_parameters()
 
+    def init_weights(self) -> None:
+        """Initialise the whole model: every module's own `reset_parameters`, children first
+        (projections N(0, 0.02), residual-stream outputs scaled down by depth, Mamba-2's dt and
+        A, routing projections identity, encoder-decoder residuals zero)."""
+        reset_tree(self)
+
     def reset_parameters(self) -> None:
-        """Linear and embedding weights N(0, 0.02), output projections scaled down by depth;
-        routing projections identity, the encoder-decoder residual zero."""
-        n_blocks = sum(1 for m in self.modules() if m.__class__.__name__ == "Block")
-        out_std = 0.02 / math.sqrt(2 * max(1, n_blocks))
-        for name, module in self.named_modules():
-            if isinstance(module, nn.Linear):
-                last = name.rsplit(".", 1)[-1]
-                std = out_std if last in ("out_proj", "out", "w_out") else 0.02
-                nn.init.normal_(module.weight, std=std)
-            elif isinstance(module, nn.Embedding):
-                nn.init.normal_(module.weight, std=0.02)
-            elif isinstance(module, Router):
-                module.reset_identity()
-            elif isinstance(module, Stage):
-                nn.init.zeros_(module.residual.weight)
+        """The byte embedding and the head: N(0, 0.02)."""
+        nn.init.normal_(self.embedding.weight, std=STD)
+        nn.init.normal_(self.head.weight, std=STD)
 
     def tag_parameters(self) -> None:
         """Attach `_lr_multiplier` (by level: one per `inner.` in the name) and `_no_weight_decay`."""

@@ -10,12 +10,17 @@ CASES = [(1, "dynamic"), (1, "space"), (1, "fixed:3"), (2, "dynamic"), (2, "spac
 def check_causal(model, ids):
     with torch.no_grad():
         ref = model(ids).logits
-        for t in (0, 1, 17, ids.shape[1] - 1):
+        last = ids.shape[1] - 1
+        for t in (0, 1, 17, last):
             changed = ids.clone()
             changed[:, t] = torch.where(changed[:, t] == 32, 101, 32)  # space <-> letter
             out = model(changed).logits
             assert (out[:, :t] - ref[:, :t]).abs().max().item() < 1e-9 if t else True
-            assert (out[:, t:] - ref[:, t:]).abs().max().item() > 1e-6  # the change is seen
+            # The change is seen later on. At init the encoder-decoder residuals are zero, so a
+            # byte reaches the logits only through the chunks after it (about 1e-6), and the last
+            # byte, when no inner level sees it, not at all.
+            if t < last:
+                assert (out[:, t:] - ref[:, t:]).abs().max().item() > 1e-8
 
 
 @pytest.mark.parametrize("stages,chunking", CASES, ids=[f"{s}stage-{c}" for s, c in CASES])
