@@ -6,9 +6,11 @@ positions per byte (1 / product of the outer stages' bytes per chunk):
 - linear: every projection (Mamba in/out, attention qkv/out, SwiGLU, routing W_q/W_k, the
   encoder-decoder residual) and the head;
 - conv: the depthwise causal conv of Mamba;
-- scan: the chunked SSD per head, Q (N + P) + 4 N P with chunk length Q (the causal halves of
-  the two intra-chunk products, plus chunk states and their read-out), and the dechunk EMA (the
-  same scan with one head, P = D, N = 1);
+- scan: the chunked SSD algorithm with chunk length Q (`ssd_scan_flops`): the causal halves of
+  the intra-chunk products C B^T (once per group) and (C B^T o L) x (per head), the chunk
+  states B^T x and their read-out C h (per head), and the state passing between chunks (one
+  multiply-add per state entry and chunk); the dechunk EMA is the same scan with one head,
+  one group, P = D, N = 1;
 - attention: QK^T and PV over the keys each query really sees (window + sinks for sliding
   windows, the causal prefix for full attention), averaged over the sequence.
 Elementwise work (norms, activations, softmax, gating) is left out.
@@ -34,6 +36,21 @@ def mean_keys(seq_len: int, window: int | None, sinks: int = 0) -> float:
     return total / seq_len
 
 
+def ssd_scan_flops(chunk: int, heads: int, groups: int, d_state: int, headdim: int) -> float:
+    """Forward FLOPs per position of the chunked SSD scan with chunk length `chunk`.
+
+    Per chunk of Q positions: C B^T over the Q (Q + 1) / 2 causal pairs per group (2 N each),
+    the decayed scores times x over the same pairs per head (2 P each), the chunk state
+    B^T x and the read-out C h per head (2 Q P N each), and passing the [P, N] state of every
+    head on to the next chunk (2 P N).
+    """
+    q = chunk
+    intra = (q + 1) * (groups * d_state + heads * headdim)  # 2 * Q (Q + 1) / 2 / Q per pair kind
+    states = 4 * heads * headdim * d_state
+    passing = 2 * heads * headdim * d_state / q
+    return intra + states + passing
+
+
 def _network(cfg: ModelConfig, level: int, letters: list[str], seq_len: int) -> dict[str, float]:
     """Forward FLOPs per position of one network at `level`, sequence length `seq_len`."""
     d = cfg.d_model[level]
@@ -47,8 +64,7 @@ def _network(cfg: ModelConfig, level: int, letters: list[str], seq_len: int) -> 
             out["linear"] += 2 * d * (2 * d_inner + 2 * gn + heads) + 2 * d_inner * d
             out["conv"] += 2 * (d_inner + 2 * gn) * cfg.ssm_d_conv
             q = min(cfg.ssm_chunk_size, max(1, seq_len))
-            n, p = cfg.ssm_d_state, cfg.ssm_headdim
-            out["scan"] += heads * (q * (n + p) + 4 * n * p)
+            out["scan"] += ssd_scan_flops(q, heads, cfg.ssm_ngroups, cfg.ssm_d_state, cfg.ssm_headdim)
         else:
             h, hkv = cfg.n_heads[level], cfg.n_kv_heads[level]
             dh = d // h
@@ -84,7 +100,8 @@ def hybrid_flops_breakdown(
             routing = 4 * d * d if cfg.chunking[level] == "dynamic" else 0
             parts.append({"linear": routing + 2 * d * d})  # routing + residual
             q = min(cfg.ssm_chunk_size, max(1, round(length / compression[level])))
-            parts.append({"scan": (q * (1 + d) + 4 * d) / compression[level]})  # dechunk EMA
+            dechunk = ssd_scan_flops(q, heads=1, groups=1, d_state=1, headdim=d)
+            parts.append({"scan": dechunk / compression[level]})  # per chunk -> per position
         for part in parts:
             for key, value in part.items():
                 total[key] += 3 * value * per_byte
