@@ -166,6 +166,8 @@ class LitLM(L.LightningModule):
             self.compression_count += 1
             for k, c in enumerate(compression):
                 metrics[f"train/compression_s{k}"] = c
+                metrics[f"train/word_start_precision_s{k}"] = aux["word_start_precision"][k]
+                metrics[f"train/word_start_recall_s{k}"] = aux["word_start_recall"][k]
         self.log_dict(metrics, on_step=True, on_epoch=False, prog_bar=False, rank_zero_only=True)
 
     def mean_compression(self) -> list[float] | None:

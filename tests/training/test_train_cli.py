@@ -1,5 +1,6 @@
 """`bytelm train` end to end on a tiny baseline: run-dir layout, determinism, exact resume after
-SIGKILL, DDP on two CPU processes, and the bytes-per-token check against the data manifest."""
+SIGKILL (baseline and hybrid), DDP on two CPU processes, and the bytes-per-token check against
+the data manifest."""
 
 from __future__ import annotations
 
@@ -88,6 +89,9 @@ def test_hybrid_run_logs_compression_and_flops_as_trained(tmp_path: Path, byte_f
     rows = read_metrics(run_dir)
     compression = [float(r["train/compression_s0"]) for r in rows if r.get("train/compression_s0")]
     assert len(compression) == 4 and all(c >= 1.0 for c in compression)
+    for name in ("precision", "recall"):
+        values = [float(r[f"train/word_start_{name}_s0"]) for r in rows if r.get("train/compression_s0")]
+        assert len(values) == 4 and all(0 <= v <= 1 for v in values) and max(values) > 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["kind"] == "hybrid" and not (run_dir / "tokenizer.model").exists()
     assert summary["compression"][0] == pytest.approx(sum(compression) / 4, rel=1e-5)
@@ -126,10 +130,17 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.parametrize("kind", ["baseline", "hybrid"])
 def test_resume_after_sigkill_equals_uninterrupted_run(
-    tmp_path: Path, token_folder: Path, one_thread
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest, one_thread
 ):
-    recipe = baseline_recipe(token_folder, max_steps=40, val_check_interval=20)
+    """The hybrid adds dynamic chunking, the compression sums and its byte sampler position."""
+    if kind == "baseline":
+        recipe = baseline_recipe(request.getfixturevalue("token_folder"), max_steps=40,
+                                 val_check_interval=20)
+    else:
+        recipe = hybrid_recipe(request.getfixturevalue("byte_folder"), max_steps=40,
+                               val_check_interval=20)
     recipe["checkpoint"] = {"every_n_steps": 20}
     reference = _run(tmp_path, "reference", recipe)
 
@@ -157,6 +168,14 @@ def test_resume_after_sigkill_equals_uninterrupted_run(
     assert ref_w.keys() == got_w.keys()
     for name in ref_w:
         torch.testing.assert_close(got_w[name], ref_w[name], atol=1e-6, rtol=0)
+    want_s, got_s = (json.loads((d / "summary.json").read_text()) for d in (reference, killed))
+    assert got_s["bytes_seen"] == want_s["bytes_seen"]
+    assert got_s["final_val_bpb"] == pytest.approx(want_s["final_val_bpb"], abs=1e-6)
+    if kind == "hybrid":
+        compression = [float(r["train/compression_s0"]) for r in read_metrics(killed)
+                       if r.get("train/compression_s0")]
+        assert len(compression) == 40
+        assert got_s["compression"] == pytest.approx(want_s["compression"], abs=1e-6)
 
 
 def _free_port() -> int:
