@@ -8,8 +8,10 @@ stopped, and each rank draws its own windows. The batch index to start from is t
 Lengths are in bytes for both kinds of model: `seq_len` is the byte window of the byte model,
 and a baseline trains on windows of `round(seq_len / bytes_per_token)` tokens, so a pair with
 equal `batch_size` and `seq_len` sees the same bytes per batch. Validation scores the first
-`val_bytes` bytes of the val split (for tokens: the tokens covering those bytes) in contiguous
-windows; bits per byte is the summed NLL over the bytes the scored targets cover.
+`val_bytes` bytes of the val split (all of it for 0) in contiguous windows, the first id
+conditioned on BOS, so both kinds score exactly the same bytes: a baseline scores the tokens
+those bytes encode to (its tokenizer round-trips any bytes). Bits per byte is the summed NLL
+over the bytes the scored targets cover.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from bytelm.config import BOS_ID
 from bytelm.errors import BytelmError
 
 BYTES_PER_TOKEN_TOLERANCE = 0.05
@@ -107,6 +110,7 @@ class ShardDataModule(L.LightningDataModule):
         self.batch_size, self.seq_len = batch_size, seq_len
         self.val_bytes, self.val_context, self.seed = val_bytes, val_context, seed
         self.folder: Path | None = None
+        self.tokenizer = None  # the baseline's BpeTokenizer, set up with the data
         self.token_bytes: np.ndarray | None = None
         self.model_seq_len = seq_len
         self.model_config = None
@@ -146,8 +150,8 @@ class ShardDataModule(L.LightningDataModule):
             self._check_tokenizer(manifest)
             from bytelm.data.tokenizer import BpeTokenizer
 
-            tok = BpeTokenizer(str(self.folder / "tokenizer.model"))
-            self.token_bytes = np.asarray(tok.token_bytes, dtype=np.int64)
+            self.tokenizer = BpeTokenizer(str(self.folder / "tokenizer.model"))
+            self.token_bytes = np.asarray(self.tokenizer.token_bytes, dtype=np.int64)
             self.model_seq_len = max(2, round(self.seq_len / self._model_config().bytes_per_token))
         max_len = getattr(self._model_config(), "max_seq_len", None)
         if max_len is not None and self.model_seq_len > max_len:
@@ -175,10 +179,21 @@ class ShardDataModule(L.LightningDataModule):
 
     # ---- loaders ---------------------------------------------------------------------------
 
-    def _shard(self, split: str) -> np.ndarray:
+    def _shard(self, split: str, kind: str | None = None) -> np.ndarray:
         from bytelm.data.shards import load_shard
 
-        return load_shard(self.folder, split, "tokens" if self._tokenized() else "bytes")
+        return load_shard(self.folder, split, kind or ("tokens" if self._tokenized() else "bytes"))
+
+    def val_ids(self) -> tuple[np.ndarray, int]:
+        """The ids validation scores and the BOS id they are conditioned on: the first
+        `val_bytes` bytes of the val split (all for 0), as bytes or as exactly their tokens."""
+        if not self._tokenized():
+            data = self._shard("val")
+            return (data[: self.val_bytes] if self.val_bytes else data), BOS_ID
+        if not self.val_bytes:
+            return self._shard("val"), self.tokenizer.bos_id
+        head = self._shard("val", "bytes")[: self.val_bytes]
+        return self.tokenizer.encode_array(head.tobytes()), self.tokenizer.bos_id
 
     def train_dataloader(self) -> DataLoader:
         from bytelm.data.windows import TrainWindows
@@ -196,14 +211,13 @@ class ShardDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         from bytelm.data.windows import eval_windows, token_eval_windows
 
-        data = self._shard("val")
-        if self.val_bytes:
-            per = np.ones(len(data), np.int64) if self.token_bytes is None else self.token_bytes[data]
-            data = data[: int(np.searchsorted(np.cumsum(per), self.val_bytes)) + 1]
+        data, bos = self.val_ids()
         if self.token_bytes is None:
-            windows = eval_windows(data, self.model_seq_len, self.val_context)
+            windows = eval_windows(data, self.model_seq_len, self.val_context, bos)
         else:
-            windows = token_eval_windows(data, self.model_seq_len, self.val_context, self.token_bytes)
+            windows = token_eval_windows(
+                data, self.model_seq_len, self.val_context, self.token_bytes, bos
+            )
         return DataLoader(_ValBatches(list(windows), self.batch_size), batch_size=None)
 
     def bytes_per_batch(self) -> int:

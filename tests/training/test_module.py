@@ -82,18 +82,18 @@ def test_baseline_bpb_is_token_nll_over_bytes(token_folder: Path):
     raw = bytes(load_shard(token_folder, "val", "bytes"))
     tok = BpeTokenizer(token_folder / "tokenizer.model")
     assert tok.decode(tokens.tolist()) == raw  # the tokens cover exactly the split's bytes
-    T, n = dm.model_seq_len, len(tokens)
+    stream = torch.cat([torch.tensor([tok.bos_id]), tokens])  # the first token follows BOS
+    T, n = dm.model_seq_len, len(stream)
     nll, start = 0.0, 0
     with torch.no_grad():
         while start + 1 < n:  # windows of T targets; the last one moved left, scoring only new ones
             begin = min(start, n - T - 1)
-            window = tokens[begin : begin + T + 1]
+            window = stream[begin : begin + T + 1]
             logits = module.model(window[None, :-1]).logits[0]
             losses = F.cross_entropy(logits, window[1:], reduction="none")
             nll += float(losses[start - begin :].sum())
             start = begin + T
-    scored_bytes = len(raw) - int(tok.token_bytes[int(tokens[0])])  # the first token has no context
-    assert module.last_val_bpb == pytest.approx(nll / scored_bytes / math.log(2), rel=1e-5)
+    assert module.last_val_bpb == pytest.approx(nll / len(raw) / math.log(2), rel=1e-5)
 
 
 def test_wsd_schedule_warms_up_holds_and_decays():
