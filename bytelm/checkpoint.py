@@ -276,7 +276,14 @@ def _ready(
     model: nn.Module, device: str | torch.device | None, dtype: str | torch.dtype | None
 ) -> nn.Module:
     if device is not None:
-        device = torch.device(device)
+        try:
+            device = torch.device(device)
+        except RuntimeError:
+            raise BytelmError(
+                f"--device {device}: not a device torch knows (use cpu, cuda or cuda:N)"
+            ) from None
+        if device.type not in ("cpu", "cuda"):
+            raise BytelmError(f"--device {device}: bytelm runs on cpu or cuda")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise BytelmError(f"device {device} asked for, but no CUDA device is available")
         model = model.to(device=device)
@@ -473,6 +480,7 @@ def write_release_files(loaded: LoadedModel, run_dir: Path, folder: Path, name: 
     _write_text(folder / CONFIG_FILE, json.dumps(doc, indent=2, sort_keys=False) + "\n")
     weights = {k: v.detach().cpu().contiguous() for k, v in unique_state(model).items()}
     save_file(weights, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+    _as_ordinary_file(folder / WEIGHTS_FILE)
     if config.kind == "baseline":
         shutil.copyfile(run_dir / TOKENIZER_FILE, folder / TOKENIZER_FILE)
     card = render_card(config, meta, collect_evals(run_dir), name)
@@ -490,6 +498,13 @@ def describe(loaded: LoadedModel, run_dir: Path) -> dict[str, Any]:
         meta.setdefault("params_non_embedding", int(model.num_parameters(exclude_embeddings=True)))
     meta.setdefault("run_dir", run_dir.name)
     return meta
+
+
+def _as_ordinary_file(path: Path) -> None:
+    """Give a file the permissions of any other new file (safetensors writes it 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -24,6 +24,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, TQDMProgressBar
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from bytelm.errors import BytelmError
 from bytelm.run_dir import (
     METRICS,
     STEP_CHECKPOINT,
@@ -57,6 +58,17 @@ class StepCheckpoint(Callback):
     newest `keep` intact checkpoints."""
 
     def __init__(self, dirpath: str | Path, every_n_steps: int = 1000, keep: int = 2) -> None:
+        """
+        Args:
+            dirpath: folder of the checkpoints (default: the run directory's checkpoints/).
+            every_n_steps: save every this many optimizer steps (0: only at the end).
+            keep: how many intact checkpoints to keep, newest first.
+        """
+        if every_n_steps < 0 or keep < 1:
+            raise BytelmError(
+                f"checkpoint.every_n_steps {every_n_steps} / checkpoint.keep {keep}: "
+                "every_n_steps must be >= 0 and keep >= 1"
+            )
         self.dirpath, self.every_n_steps, self.keep = Path(dirpath), every_n_steps, keep
         self._last_saved = -1
         self._verified: dict[tuple[str, int, int], bool] = {}

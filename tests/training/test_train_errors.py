@@ -35,6 +35,7 @@ MISTAKES = [
     ("vocab-differs", ["--model.config.vocab_size", "2048"], "2048 != tokenizer vocab_size"),
     ("recipe-missing", ["--config", "{nowhere}"], "nowhere"),
     ("max-steps-zero", ["--trainer.max_steps", "0"], "--trainer.max_steps 0"),
+    ("keep-zero", ["--checkpoint.keep", "0"], "checkpoint.keep 0"),
     ("seq-len-too-long", ["--data.seq_len", "100000"], "max_seq_len"),
 ]
 
