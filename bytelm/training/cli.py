@@ -153,6 +153,12 @@ class _BytelmCLI(LightningCLI):
             "plugins": [AtomicCheckpointIO()],
             **kwargs,
         }
+        accelerator = trainer_cfg.get("accelerator")
+        if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+            raise BytelmError(
+                f"--trainer.accelerator {accelerator}: this machine has no CUDA GPU "
+                "(use cpu or auto)"
+            )
         try:
             return self.trainer_class(**trainer_cfg)
         except (MisconfigurationException, ValueError) as err:

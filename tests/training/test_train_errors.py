@@ -19,7 +19,7 @@ MISTAKES = [
     ("decay-fraction", ["--model.schedule.decay_fraction", "2"], "schedule.decay_fraction 2"),
     ("negative-seed", ["--seed_everything", "-1"], "--seed_everything -1"),
     ("seed-not-int", ["--seed_everything", "abc"], "--seed_everything"),
-    ("gpu-on-cpu", ["--trainer.accelerator", "gpu"], "gpu"),
+    ("gpu-on-cpu", ["--trainer.accelerator", "gpu"], "--trainer.accelerator gpu: this machine"),
     ("resume-text-file", ["--resume", "{text}"], "not an intact checkpoint"),
     ("resume-missing", ["--resume", "{nowhere}"], "no such checkpoint"),
     ("lightning-optimizer", ["--optimizer", "Adam"], "--model.optimizer"),
