@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 from release_fixtures import tiny_model, write_run_dir
@@ -16,9 +17,10 @@ def test_eval_bpb_on_a_path_corpus_is_read_by_report(data_dir, tmp_path: Path, m
     monkeypatch.setenv("BYTELM_DATA_DIR", data_dir)
     monkeypatch.setenv("BYTELM_CACHE", str(tmp_path / "cache"))
     run = write_run_dir(tiny_model("hybrid"), tmp_path / "tiny-hybrid")
+    shutil.rmtree(run / "eval")  # evaluated by nothing yet
     corpus = os.path.join(data_dir, "tinyshakespeare", "input.txt")
     assert bytelm_main(["eval", "bpb", str(run), "--corpus", corpus, "--max-bytes", "1000"]) == 0
-    assert sorted(p.name for p in (run / "eval").iterdir()) == ["bpb.json"]
+    assert [p.name for p in (run / "eval").rglob("*") if p.is_file()] == ["bpb.json"]
     result = json.loads((run / "eval" / "bpb.json").read_text())
     assert result["corpus"] == corpus and result["bytes"] == 1000
     capsys.readouterr()
@@ -29,6 +31,7 @@ def test_eval_bpb_on_a_path_corpus_is_read_by_report(data_dir, tmp_path: Path, m
 
 def test_report_without_evaluations_embeds_no_empty_plots(tmp_path: Path):
     run = write_run_dir(tiny_model("hybrid"), tmp_path / "tiny-hybrid")
+    shutil.rmtree(run / "eval")
     assert bytelm_main(["report", str(run), "--out", str(tmp_path / "report")]) == 0
     report = (tmp_path / "report" / "REPORT.md").read_text()
     assert "![" not in report
