@@ -2,9 +2,10 @@
 
 Two places hold a trained model:
 
-- a **run dir**, written by training: `model_config.json`, `checkpoints/last.ckpt` (a Lightning
-  checkpoint whose state_dict keys start with `model.`), `summary.json`, and `tokenizer.model`
-  for a baseline. The checkpoint is read with `torch.load(weights_only=True)`, which refuses
+- a **run dir**, written by training: `model_config.json`, `checkpoints/step-NNNNNNN.ckpt`
+  (Lightning checkpoints whose state_dict keys start with `model.`; the newest intact one is
+  read, and `checkpoints/last.ckpt` only when there is no step checkpoint), `summary.json`,
+  and `tokenizer.model` for a baseline. The checkpoint is read with `torch.load(weights_only=True)`, which refuses
   anything but tensors and plain containers.
 - a **release folder**, written by `bytelm release`, in the layout a model hub expects:
   `config.json` (format name and version, the model config, the training summary),
@@ -23,6 +24,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import uuid
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
@@ -42,10 +44,18 @@ from bytelm.release_layout import (
     TOKENIZER_FILE,
     WEIGHTS_FILE,
 )
+from bytelm.run_dir import (
+    CHECKPOINTS,
+    LAST_CHECKPOINT,
+    MODEL_CONFIG,
+    SUMMARY,
+    atomic_output,
+    newest_intact_checkpoint,
+)
 
-RUN_CONFIG_FILE = "model_config.json"
-RUN_CHECKPOINT = Path("checkpoints") / "last.ckpt"
-RUN_SUMMARY_FILE = "summary.json"
+RUN_CONFIG_FILE = MODEL_CONFIG
+RUN_CHECKPOINT = Path(CHECKPOINTS) / LAST_CHECKPOINT
+RUN_SUMMARY_FILE = SUMMARY
 _STATE_PREFIX = "model."
 _COMPILED_PREFIX = "_orig_mod."
 
@@ -121,13 +131,22 @@ def load_run(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
 ) -> LoadedModel:
-    """Load a run dir's `last.ckpt` (Lightning, read with weights_only=True) and summary."""
+    """Load a run dir's newest intact checkpoint (Lightning, read with weights_only=True) and
+    its summary."""
     config = parse_model_config(_read_json(path / RUN_CONFIG_FILE), path / RUN_CONFIG_FILE)
     model = _build(config, path / RUN_CONFIG_FILE)
-    load_weights(model, read_lightning_state(path / RUN_CHECKPOINT), path / RUN_CHECKPOINT)
+    ckpt = run_checkpoint(path)
+    load_weights(model, read_lightning_state(ckpt), ckpt)
     summary = path / RUN_SUMMARY_FILE
     meta = _read_json(summary) if summary.is_file() else {}
     return LoadedModel(_ready(model, device, dtype), _codec(config, path), config, meta, path)
+
+
+def run_checkpoint(run_dir: Path) -> Path:
+    """The checkpoint a run dir's model is read from: its newest intact step checkpoint (a
+    damaged newer one is passed over with one line on stderr), else `checkpoints/last.ckpt`."""
+    say = lambda line: print(f"bytelm: {line}", file=sys.stderr)  # noqa: E731
+    return newest_intact_checkpoint(run_dir / CHECKPOINTS, say) or run_dir / RUN_CHECKPOINT
 
 
 def parse_model_config(data: Any, source: Path) -> Any:
@@ -257,7 +276,14 @@ def _ready(
     model: nn.Module, device: str | torch.device | None, dtype: str | torch.dtype | None
 ) -> nn.Module:
     if device is not None:
-        device = torch.device(device)
+        try:
+            device = torch.device(device)
+        except RuntimeError:
+            raise BytelmError(
+                f"--device {device}: not a device torch knows (use cpu, cuda or cuda:N)"
+            ) from None
+        if device.type not in ("cpu", "cuda"):
+            raise BytelmError(f"--device {device}: bytelm runs on cpu or cuda")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise BytelmError(f"device {device} asked for, but no CUDA device is available")
         model = model.to(device=device)
@@ -454,6 +480,7 @@ def write_release_files(loaded: LoadedModel, run_dir: Path, folder: Path, name: 
     _write_text(folder / CONFIG_FILE, json.dumps(doc, indent=2, sort_keys=False) + "\n")
     weights = {k: v.detach().cpu().contiguous() for k, v in unique_state(model).items()}
     save_file(weights, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
+    _as_ordinary_file(folder / WEIGHTS_FILE)
     if config.kind == "baseline":
         shutil.copyfile(run_dir / TOKENIZER_FILE, folder / TOKENIZER_FILE)
     card = render_card(config, meta, collect_evals(run_dir), name)
@@ -473,8 +500,14 @@ def describe(loaded: LoadedModel, run_dir: Path) -> dict[str, Any]:
     return meta
 
 
+def _as_ordinary_file(path: Path) -> None:
+    """Give a file the permissions of any other new file (safetensors writes it 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
 def _write_text(path: Path, text: str) -> None:
     """Write a text file through a temporary name in the same folder."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

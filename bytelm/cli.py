@@ -2,15 +2,18 @@
 
 Each subcommand lives next to the code it drives and exposes `main(argv) -> int | None`; this file
 only routes to it, so importing the CLI never pulls in Lightning, lm-eval or Triton. User mistakes
-(`BytelmError`) become one line on stderr and exit code 2.
+(`BytelmError`) become one line on stderr and exit code 2; a closed stdout pipe (`| head`) ends
+the command quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
+from bytelm import __version__
 from bytelm.errors import BytelmError
 
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -34,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
         + "\n".join(f"  {name:<10} {help_}" for name, (_, help_) in COMMANDS.items())
         + "\n\nRun `bytelm COMMAND --help` for the options of one command.",
     )
+    parser.add_argument("--version", action="version", version=f"bytelm {__version__}")
     parser.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND")
     parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser
@@ -52,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"bytelm {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (`... | head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -84,7 +84,7 @@ def render_card(config: Any, meta: dict[str, Any], evals: dict[str, dict], name:
         ("corpus", meta.get("corpus")),
         ("bytes seen", meta.get("bytes_seen")),
         ("optimizer steps", meta.get("steps")),
-        ("seed", meta.get("seed")),
+        ("seed", None if meta.get("seed") is None else str(meta["seed"])),
         ("final validation bits per byte", meta.get("final_val_bpb")),
     ]
     hardware = [

@@ -306,7 +306,12 @@ def _load_local_dataset(kind: str, path: Path) -> Iterable[dict[str, Any]]:
             )
         except Exception as err:  # datasets wraps parser errors in many types
             raise BytelmError(f"{path}: cannot parse as {kind} ({_first_line(err)})") from None
-        yield from table
+        try:
+            yield from table
+        except UnicodeDecodeError as err:  # arrow decodes the strings only as rows are read
+            raise BytelmError(
+                f"{path}: its text is not UTF-8 ({err.reason} at byte {err.start} of a record)"
+            ) from None
 
 
 def _read_saved_dataset(path: Path, text_field: str) -> Iterator[bytes]:

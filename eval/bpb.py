@@ -71,7 +71,15 @@ def evaluate_bpb(
     max_length: int | None = None,
 ) -> dict:
     """bpb of `loaded` on bytes [offset, offset+max_bytes) of a prepared split (all by default)."""
+    if max_bytes is not None and max_bytes < 1:
+        raise BytelmError(f"--max-bytes {max_bytes}: must be a positive number of bytes")
+    if offset < 0:
+        raise BytelmError(f"--offset {offset}: must be >= 0")
     shard = split_bytes(corpus, split)
+    if offset >= len(shard):
+        raise BytelmError(
+            f"--offset {offset}: past the end of the {split} split ({len(shard):,} bytes)"
+        )
     end = len(shard) if max_bytes is None else min(len(shard), offset + max_bytes + 4)
     data = utf8_slice(bytes(shard[offset:end]), 0, max_bytes)
     result = text_bpb(make_scorer(loaded, max_length), data)

@@ -8,8 +8,9 @@
                                     [--groups zeroshot,chars,recall] [--recall-lengths 256,1k,...]
 
 MODEL is a run directory or a release folder. Every command prints its result as JSON and writes
-it to --out (`bpb` on a run directory defaults to RUN/eval/, where `bytelm release` collects
-metrics for the model card); the layout `bytelm report` reads is in `bytelm.eval.run`. `--limit N` evaluates the first N
+it to --out (`bpb` on a run directory defaults to RUN/eval/bpb.json for the test split, the
+file `eval all` writes there, so `bytelm report` and the model card read it whichever command
+wrote it; the corpus is recorded inside); the layout is in `bytelm.eval.run`. `--limit N` evaluates the first N
 documents of each lm-eval task; the full suites are large (HellaSwag alone is 10,042 items), so
 CPU runs should set it.
 """
@@ -41,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--offset", type=int, default=0, help="first byte of the split to score")
     p.add_argument(
         "--out", type=Path, default=None,
-        help="JSON file (default: RUN/eval/bpb_CORPUS_SPLIT.json for a run dir, else print only)",
+        help="JSON file (default for a run dir: RUN/eval/bpb.json for the test split, where "
+        "`eval all` writes it and `report` reads it; RUN/eval/bpb_SPLIT.json for another)",
     )  # fmt: skip
 
     p = sub.add_parser("harness", help="lm-eval tasks or groups through the bytelm model")
@@ -108,10 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{result['model']}: {result['bpb']:.4f} bpb on {result['bytes']} bytes of {args.corpus}/{args.split}"
         )
-        _emit(
-            result,
-            args.out or _run_eval_file(Path(args.model), f"bpb_{args.corpus}_{args.split}.json"),
-        )
+        name = "bpb.json" if args.split == "test" else f"bpb_{args.split}.json"
+        _emit(result, args.out or _run_eval_file(Path(args.model), name))
     elif args.what == "harness":
         from bytelm.eval.lm import BytelmLM
         from bytelm.eval.run import run_tasks

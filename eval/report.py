@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bytelm.errors import BytelmError
+from bytelm.run_dir import write_atomic
 
 EVAL_FILES = ("model.json", "bpb.json", "harness.json", "robustness.json", "recall.json")
 ZEROSHOT = [
@@ -279,6 +279,11 @@ def recall_table(entries: list[Entry]) -> str:
 
 
 # ------------------------------------------------------------------------------- curves
+def _image(alt: str, name: str | None) -> str:
+    """A markdown image line, or nothing when the plot was not drawn."""
+    return "" if name is None else f"![{alt}]({name})\n\n"
+
+
 def render(entries: list[Entry], out: Path) -> Path:
     """Write REPORT.md and its PNG plots into `out`; returns the REPORT.md path."""
     import matplotlib
@@ -287,11 +292,14 @@ def render(entries: list[Entry], out: Path) -> Path:
     from bytelm.eval.cute import STEMS
 
     out.mkdir(parents=True, exist_ok=True)
-    from bytelm.eval.report_plots import plot_curves, plot_recall, plot_task_bars
+    from bytelm.eval.report_plots import plot_curves, plot_recall, plot_task_bars, training_curve
 
-    curves = plot_curves(entries, out)
-    bars = plot_task_bars(entries, out)
-    recall_png = plot_recall(entries, out)
+    # a plot only for data that exist: no empty axes for a run that was never evaluated
+    has_curves = any(training_curve(e) or training_curve(e, "train/bpb") for e in entries)
+    curves = plot_curves(entries, out) if has_curves else [None, None]
+    bars = plot_task_bars(entries, out) if any(e.tasks for e in entries) else None
+    has_recall = any(e.evals.get("recall", {}).get("acc") for e in entries)
+    recall_png = plot_recall(entries, out) if has_recall else None
     cute = [f"bytelm_cute_{s}" for s in STEMS]
     probes = ["bytelm_probe_spelling", "bytelm_probe_inword", "bytelm_probe_charedit"]
     text = (
@@ -301,15 +309,15 @@ def render(entries: list[Entry], out: Path) -> Path:
         "chance level (or below it): a floor, not a result.\n\n"
         "## Models and bits per byte\n\n" + models_table(entries) + "\n"
         "Test bpb over seeds:\n\n" + seeds_table(entries) + "\n"
-        f"![validation bpb vs training FLOPs]({curves[0]})\n\n"
-        f"![validation bpb vs wall-clock]({curves[1]})\n\n"
-        "## Zero-shot tasks\n\n"
+        + _image("validation bpb vs training FLOPs", curves[0])
+        + _image("validation bpb vs wall-clock", curves[1])
+        + "## Zero-shot tasks\n\n"
         + limits_line(entries)
         + "\n"
         + task_table(entries, ZEROSHOT, ["acc", "acc_norm", "acc_bytes", "perplexity"])
         + "\n"
-        f"![task bars]({bars})\n\n"
-        "## Character suite\n\nCUTE, 4-shot greedy exact match:\n\n"
+        + _image("task bars", bars)
+        + "## Character suite\n\nCUTE, 4-shot greedy exact match:\n\n"
         + task_table(entries, cute, ["exact_match"])
         + "\n"
         "Likelihood probes (4-way choice):\n\n"
@@ -317,12 +325,10 @@ def render(entries: list[Entry], out: Path) -> Path:
         + "\n"
         "## Robustness\n\n" + robustness_tables(entries) + "\n"
         "## Recall by context length\n\n" + recall_table(entries) + "\n"
-        f"![recall vs length]({recall_png})\n"
+        + _image("recall vs length", recall_png)
     )
     path = out / "REPORT.md"
-    tmp = out / ".REPORT.md.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)
     return path
 
 

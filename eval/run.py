@@ -20,7 +20,6 @@ task's test split); the per-group limits override it.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -30,6 +29,7 @@ from pathlib import Path
 from bytelm.errors import BytelmError
 from bytelm.eval.loading import harness_max_length, model_name, train_length
 from bytelm.eval.perturb import PERTURBATIONS
+from bytelm.run_dir import write_json_atomic
 
 GROUPS = ("bytelm_zeroshot", "bytelm_chars", "bytelm_recall")
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
@@ -39,9 +39,7 @@ BOOTSTRAP_ITERS = 100
 def write_json(path: Path, data: dict) -> None:
     """Write `data` atomically (temporary name, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_plain) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, data, default=_plain)
 
 
 def _plain(value):
@@ -82,10 +80,17 @@ def run_tasks(
     """
     from lm_eval import simple_evaluate
 
+    manager = task_manager(corpus)
+    unknown = [t for t in tasks if t not in manager.all_tasks]
+    if unknown:
+        raise BytelmError(
+            f"--tasks {unknown[0]}: no such task or group (groups: bytelm_zeroshot, "
+            "bytelm_chars, bytelm_recall; eval/tasks/README.md lists every task)"
+        )
     raw = simple_evaluate(
         model=lm,
         tasks=tasks,
-        task_manager=task_manager(corpus),
+        task_manager=manager,
         limit=limit,
         num_fewshot=num_fewshot,
         bootstrap_iters=BOOTSTRAP_ITERS,

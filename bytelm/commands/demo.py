@@ -10,13 +10,16 @@
 
 Every stage runs as its own `bytelm` command in a child process, so a stage's output is exactly
 what a user running that command would see. A stage whose result is already on disk is skipped,
-so a rerun after an interruption continues where it stopped.
+so a rerun after an interruption continues where it stopped: a training run counts as done only
+when its summary says it finished (one stopped by SIGINT or SIGTERM says it was interrupted, and
+the rerun resumes it). An interrupted stage stops the demo with that stage's exit code.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -26,6 +29,11 @@ from pathlib import Path
 import yaml
 
 from bytelm.errors import BytelmError
+from bytelm.run_dir import SUMMARY, run_finished
+
+# Exit codes of a stage stopped by SIGINT or SIGTERM: the demo stops with the same code.
+INTERRUPTED = (130, 143)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 RECIPES = ("tiny-hybrid", "tiny-baseline")
 # Documents per zero-shot task in the demo's evaluation (the first N of each task's split).
@@ -47,6 +55,12 @@ class Stage:
     title: str
     argv: list[str]
     done_when: Path | None
+
+    def done(self) -> bool:
+        """True when the stage's proof is on disk (a run summary: one of a finished run)."""
+        if self.done_when is None or not self.done_when.exists():
+            return False
+        return self.done_when.name != SUMMARY or run_finished(self.done_when.parent)
 
 
 def _recipe_dir() -> Path:
@@ -100,7 +114,7 @@ def stages(out: Path, recipes: Path, max_steps: int | None = None) -> list[Stage
                     str(data),
                     *steps,
                 ],
-                run / "summary.json",
+                run / SUMMARY,
             )
         )
     for name in RECIPES:
@@ -149,14 +163,38 @@ def stages(out: Path, recipes: Path, max_steps: int | None = None) -> list[Stage
     return plan
 
 
+def _wait_forwarding_signals(proc: subprocess.Popen) -> int:
+    """Wait for a stage; a SIGINT or SIGTERM sent to the demo goes on to the stage, which saves
+    its work and exits, instead of the demo dying (or killing the stage) mid-write."""
+    forward = lambda signum, frame: proc.send_signal(signum)  # noqa: E731
+    previous = {signum: signal.signal(signum, forward) for signum in STOP_SIGNALS}
+    try:
+        return proc.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+class StageInterrupted(Exception):
+    """A stage stopped by a signal; `code` is its exit code."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
 def _run(stage: Stage, index: int, total: int, env: dict[str, str]) -> float:
     print(f"\n[demo {index}/{total}] {stage.title}", file=sys.stderr, flush=True)
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "bytelm.cli", *stage.argv], env=env)
+    returncode = _wait_forwarding_signals(
+        subprocess.Popen([sys.executable, "-m", "bytelm.cli", *stage.argv], env=env)
+    )
     seconds = time.perf_counter() - start
-    if result.returncode != 0:
+    if returncode in INTERRUPTED or returncode < 0:
+        raise StageInterrupted(returncode if returncode > 0 else 128 - returncode)
+    if returncode != 0:
         raise BytelmError(
-            f"stage '{stage.title}' failed with exit code {result.returncode} (its output is above)"
+            f"stage '{stage.title}' failed with exit code {returncode} (its output is above)"
         )
     print(f"[demo {index}/{total}] {stage.title}: done in {seconds:.0f} s", file=sys.stderr)
     return seconds
@@ -181,10 +219,18 @@ def main(argv: list[str]) -> int:
     timings: dict[str, float] = {}
     start = time.perf_counter()
     for index, stage in enumerate(plan, 1):
-        if stage.done_when is not None and stage.done_when.exists():
+        if stage.done():
             print(f"[demo {index}/{len(plan)}] {stage.title}: already done", file=sys.stderr)
             continue
-        timings[stage.title] = _run(stage, index, len(plan), env)
+        try:
+            timings[stage.title] = _run(stage, index, len(plan), env)
+        except StageInterrupted as stop:
+            print(
+                f"demo: stage '{stage.title}' was interrupted (exit code {stop.code}); rerun "
+                "`bytelm demo` to continue where it stopped",
+                file=sys.stderr,
+            )
+            return stop.code
     total = time.perf_counter() - start
     print(f"\ndemo finished in {total / 60:.1f} min; everything is under {out}", file=sys.stderr)
     for title, seconds in timings.items():

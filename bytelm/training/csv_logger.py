@@ -9,12 +9,13 @@ checkpoint did not keep, so the file reads as one uninterrupted run.
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers.logger import Logger
 from lightning.pytorch.utilities import rank_zero_only
+
+from bytelm.run_dir import METRICS, atomic_output
 
 
 def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -26,12 +27,10 @@ def _read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def _write_atomic(path: Path, columns: list[str], rows: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as f:
+    with atomic_output(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def truncate_metrics(path: Path, global_step: int) -> None:
@@ -50,7 +49,7 @@ class CsvMetricsLogger(Logger):
 
     def __init__(self, run_dir: str | Path) -> None:
         super().__init__()
-        self.path = Path(run_dir) / "metrics.csv"
+        self.path = Path(run_dir) / METRICS
         self._columns: list[str] | None = None
 
     @property

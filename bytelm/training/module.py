@@ -16,6 +16,7 @@ import math
 import random
 import time
 from dataclasses import asdict
+from typing import Any
 
 import lightning as L
 import torch
@@ -34,7 +35,7 @@ class LitLM(L.LightningModule):
 
     def __init__(
         self,
-        config: dict,
+        config: dict[str, Any],
         optimizer: OptimizerArgs | None = None,
         schedule: ScheduleArgs | None = None,
         compile: bool = False,

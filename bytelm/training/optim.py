@@ -15,6 +15,12 @@ from torch import nn
 from bytelm.errors import BytelmError
 
 
+def _require(ok: bool, key: str, value: object, allowed: str) -> None:
+    """One line naming the recipe key, the value given and what is allowed."""
+    if not ok:
+        raise BytelmError(f"model.{key} {value}: {allowed}")
+
+
 @dataclass
 class OptimizerArgs:
     """AdamW settings."""
@@ -33,10 +39,13 @@ class OptimizerArgs:
     """Clip the global gradient norm to this value (0 disables clipping)."""
 
     def __post_init__(self) -> None:
-        if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
-            raise BytelmError("optimizer: lr must be > 0, weight_decay and grad_clip >= 0")
-        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-            raise BytelmError("optimizer: beta1 and beta2 must lie in [0, 1)")
+        _require(self.lr > 0, "optimizer.lr", self.lr, "must be > 0")
+        _require(self.weight_decay >= 0, "optimizer.weight_decay", self.weight_decay, "must be >= 0")
+        _require(self.grad_clip >= 0, "optimizer.grad_clip", self.grad_clip, "must be >= 0")
+        _require(self.eps > 0, "optimizer.eps", self.eps, "must be > 0")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            _require(0 <= value < 1, f"optimizer.{name}", value, "must lie in [0, 1)")
 
 
 @dataclass
@@ -51,10 +60,11 @@ class ScheduleArgs:
     """Learning rate at the last step, as a fraction of the peak."""
 
     def __post_init__(self) -> None:
-        if self.warmup_steps < 0 or not 0 <= self.decay_fraction <= 1:
-            raise BytelmError("schedule: warmup_steps >= 0 and decay_fraction in [0, 1] required")
-        if not 0 <= self.min_lr_ratio <= 1:
-            raise BytelmError("schedule: min_lr_ratio must lie in [0, 1]")
+        _require(self.warmup_steps >= 0, "schedule.warmup_steps", self.warmup_steps, "must be >= 0")
+        _require(0 <= self.decay_fraction <= 1, "schedule.decay_fraction", self.decay_fraction,
+                 "must lie in [0, 1]")
+        _require(0 <= self.min_lr_ratio <= 1, "schedule.min_lr_ratio", self.min_lr_ratio,
+                 "must lie in [0, 1]")
 
 
 def wsd_factor(step: int, total_steps: int, args: ScheduleArgs) -> float:

@@ -1,4 +1,4 @@
-"""What a run prints at its start and writes at its end (summary.json).
+"""What a run prints at its start, and the hardware figures its summary.json is measured by.
 
 Model FLOPs utilisation (MFU) is measured against the dense matmul ceiling of the hardware:
 on CPU the figures of the design notes for these 2-core machines (about 190 GFLOP/s fp32 and
@@ -7,10 +7,7 @@ on CPU the figures of the design notes for these 2-core machines (about 190 GFLO
 
 from __future__ import annotations
 
-import json
-import os
 import platform
-from pathlib import Path
 
 import torch
 
@@ -44,18 +41,3 @@ def start_lines(
         f"bytes to see: {bytes_total:,} ({bytes_per_step:,} per step), "
         f"training FLOPs about {flops_per_byte * bytes_total:.3g}",
     ]
-
-
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write text or bytes through a temporary file in the same folder and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    if isinstance(data, bytes):
-        tmp.write_bytes(data)
-    else:
-        tmp.write_text(data)
-    os.replace(tmp, path)
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write `payload` as indented JSON, atomically."""
-    write_atomic(path, json.dumps(payload, indent=2) + "\n")
