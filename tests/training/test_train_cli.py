@@ -151,8 +151,9 @@ def test_resume_after_sigkill_equals_uninterrupted_run(
                              "--trainer.callbacks.step=20"],
                             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     half = killed / "checkpoints" / "step-0000020.ckpt"
+    paused = killed / "paused"
     deadline = time.monotonic() + 600
-    while not half.exists() and proc.poll() is None and time.monotonic() < deadline:
+    while not paused.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     _, err = proc.communicate()
