@@ -9,9 +9,9 @@ Layout: a stage is `[encoder, inner, decoder]`, the innermost level a one-elemen
 `[main]`; each network is a string of letter+count pairs over `m/M` (Mamba-2 mixer), `s/S`
 (sliding-window attention with sinks), `t/T` (full causal attention), `r/R` (RetNet retention),
 `l/L` (linear attention), `c/C` (S4D-Real LTI SSM) and `e/E` (Mega: EMA + gated attention);
-upper case adds a SwiGLU MLP after the mixer. Levels are numbered from the outside in: level 0 works on bytes,
-level i + 1 on the chunks of level i. Per-level settings are lists with one entry per level;
-chunking settings have one entry per stage boundary (levels - 1).
+upper case adds a SwiGLU MLP after the mixer. Levels are numbered from the outside in: level 0
+works on bytes, level i + 1 on the chunks of level i. Per-level settings are lists with one entry
+per level; chunking settings have one entry per stage boundary (levels - 1).
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ def config(letter: str) -> ModelConfig:
         layout=[f"{letter}1m1", [f"{letter.upper()}1S1"], "s1"], d_model=[16, 32],
         d_intermediate=[32, 64], n_heads=[2, 2], n_kv_heads=[1, 2], window=[5, 8], sinks=[1, 2],
         chunking=["dynamic"], target_compression=[2.5], ssm_d_state=16, ssm_headdim=8,
-        ssm_chunk_size=16, rec_heads=2, rec_expand=2, s4d_d_state=4, s4d_headdim=8,
-        mega_ema_dim=4, mega_headdim=8, mega_window=[6, 8],
+        ssm_chunk_size=16, rec_heads=2, rec_expand=2, s4d_d_state=2, s4d_headdim=8,
+        mega_ema_dim=2, mega_headdim=8, mega_window=[6, 8],
     )
 
 

@@ -10,7 +10,7 @@ from bytelm.models import build_model
 from bytelm.models.flops import family_flops, hybrid_flops_breakdown
 
 FAMILY = dict(rec_heads=2, rec_expand=2, s4d_d_state=4, s4d_headdim=4, mega_ema_dim=4,
-              mega_headdim=4, mega_window=[5, 4])
+              mega_headdim=4, mega_window=[48, 24])
 
 
 @pytest.mark.parametrize("letter", ["r", "l", "c", "e"])

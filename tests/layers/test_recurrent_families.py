@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 import torch
-from family_mixers import FAMILIES, D_MODEL, make, random_state
+from family_mixers import D_MODEL, FAMILIES, make, random_state
 
 from bytelm.layers.state import tree_leaves
 
