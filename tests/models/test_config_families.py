@@ -6,7 +6,7 @@ import pytest
 from bytelm.config import ConfigError, ModelConfig
 
 BASE = dict(d_model=[16, 24], d_intermediate=[0, 48], n_heads=[2, 2], n_kv_heads=[2, 2],
-            chunking=["dynamic"], target_compression=[2.5])
+            chunking=["dynamic"], target_compression=[2.5], ssm_headdim=8)
 
 
 def test_family_letters_parse_and_settings_broadcast():
@@ -22,7 +22,7 @@ def test_family_letters_parse_and_settings_broadcast():
     (dict(layout=["r1", ["M1"], "m1"], rec_heads=[16, 2], rec_expand=1), "rec_heads"),  # odd key dim
     (dict(layout=["c1", ["M1"], "m1"], s4d_headdim=5), "s4d_headdim"),
     (dict(layout=["m1", ["C1"], "m1"], s4d_d_state=0), "s4d_d_state"),
-    (dict(layout=["e1", ["M1"], "m1"], mega_headdim=[16, 7]), "mega_headdim"),
+    (dict(layout=["e1", ["M1"], "m1"], mega_headdim=[7, 16]), "mega_headdim"),
     (dict(layout=["m1", ["E1"], "m1"], mega_window=0), "mega_window"),
     (dict(layout=["m1", ["E1"], "m1"], mega_ema_dim=[1, 2, 3]), "mega_ema_dim"),
     (dict(layout=["m1", ["Q1"], "m1"]), "layout"),
