@@ -20,6 +20,7 @@ from bytelm.layers.mlp import SwiGLU
 from bytelm.layers.norm import RMSNorm
 from bytelm.layers.retnet import Retention
 from bytelm.layers.s4d import S4D
+from bytelm.layers.scan_inputs import NARROW_CHUNK
 from bytelm.layers.ssm import Mamba2
 
 
@@ -67,11 +68,12 @@ def make_mixer(letter: str, spec: LevelSpec) -> nn.Module:
     if kind == "l":
         return LinearAttention(spec.d_model, spec.rec_heads, expand=spec.rec_expand, chunk_size=spec.ssm_chunk_size)
     if kind == "c":
-        return S4D(spec.d_model, spec.s4d_d_state, spec.s4d_headdim, chunk_size=spec.ssm_chunk_size)
+        chunk = min(spec.ssm_chunk_size, NARROW_CHUNK)
+        return S4D(spec.d_model, spec.s4d_d_state, spec.s4d_headdim, chunk_size=chunk)
     if kind == "e":
         return Mega(
             spec.d_model, spec.mega_ema_dim, spec.mega_headdim, spec.mega_window,
-            chunk_size=spec.ssm_chunk_size, rope_base=spec.rope_base,
+            chunk_size=min(spec.ssm_chunk_size, NARROW_CHUNK), rope_base=spec.rope_base,
         )
     window = spec.window if kind == "s" else None
     sinks = spec.sinks if kind == "s" else 0

@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import torch
 
+# Scan chunk length of the mixers with many narrow heads (S4D and Mega: [P, 1] states): the
+# intra-chunk work per position grows with the chunk while passing such small states between
+# chunks costs next to nothing, so they scan in chunks of at most this many positions.
+NARROW_CHUNK = 16
+
 
 def fixed_steps(
     step: torch.Tensor, batch: int, seqlen: int, lengths: torch.Tensor | None

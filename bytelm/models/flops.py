@@ -21,6 +21,7 @@ Elementwise work (norms, activations, softmax, gating) is left out.
 from __future__ import annotations
 
 from bytelm.config import BaselineConfig, ModelConfig
+from bytelm.layers.scan_inputs import NARROW_CHUNK
 
 CATEGORIES = ("linear", "conv", "scan", "attention")
 
@@ -57,12 +58,13 @@ def family_flops(cfg: ModelConfig, level: int, kind: str, seq_len: int) -> dict[
     if kind == "c":
         n, p = cfg.s4d_d_state[level], cfg.s4d_headdim[level]
         fold = 4 * d * n  # B into the scan input, the read-out through C
-        return {"linear": 2 * d * 2 * d, "scan": _scan(d // p * n, p, 1, chunk, seq_len) + fold}
+        narrow = min(chunk, NARROW_CHUNK)
+        return {"linear": 2 * d * 2 * d, "scan": _scan(d // p * n, p, 1, narrow, seq_len) + fold}
     if kind == "e":
         h, p, window = cfg.mega_ema_dim[level], cfg.mega_headdim[level], cfg.mega_window[level]
         return {
             "linear": 2 * d * d * (1 + 4 + 1),  # v, (z, r, h, phi), U_h
-            "scan": _scan(d // p * h, p, 1, chunk, seq_len) + 4 * d * h,
+            "scan": _scan(d // p * h, p, 1, min(chunk, NARROW_CHUNK), seq_len) + 4 * d * h,
             "attention": 4 * d * mean_keys(seq_len, window),
         }
     raise ValueError(f"family_flops: {kind!r} is not one of r, l, c, e")
