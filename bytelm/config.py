@@ -7,10 +7,11 @@ both a `ValueError` and a `BytelmError`, and whose message starts with the field
 
 Layout: a stage is `[encoder, inner, decoder]`, the innermost level a one-element list
 `[main]`; each network is a string of letter+count pairs over `m/M` (Mamba-2 mixer), `s/S`
-(sliding-window attention with sinks) and `t/T` (full causal attention); upper case adds a
-SwiGLU MLP after the mixer. Levels are numbered from the outside in: level 0 works on bytes,
-level i + 1 on the chunks of level i. Per-level settings are lists with one entry per level;
-chunking settings have one entry per stage boundary (levels - 1).
+(sliding-window attention with sinks), `t/T` (full causal attention), `r/R` (RetNet retention),
+`l/L` (linear attention), `c/C` (S4D-Real LTI SSM) and `e/E` (Mega: EMA + gated attention);
+upper case adds a SwiGLU MLP after the mixer. Levels are numbered from the outside in: level 0
+works on bytes, level i + 1 on the chunks of level i. Per-level settings are lists with one entry
+per level; chunking settings have one entry per stage boundary (levels - 1).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from bytelm.errors import BytelmError
 
 BYTE_VOCAB = 256
 BOS_ID, EOS_ID, PAD_ID = 256, 257, 258
-_NETWORK = re.compile(r"([mMsStT])(\d+)")
+_NETWORK = re.compile(r"([mMsStTrRlLcCeE])(\d+)")
 _FIXED = re.compile(r"fixed:(\d+)")
 
 
@@ -46,7 +47,8 @@ def parse_network(spec: Any, where: str) -> list[str]:
     if pos != len(spec):
         raise ConfigError(
             f"layout: {where} {spec!r} has an unknown letter or count at {spec[pos:]!r} "
-            "(use m/M mamba, s/S sliding-window attention, t/T full attention, each with a count)"
+            "(use m/M mamba, s/S sliding-window attention, t/T full attention, r/R retnet, "
+            "l/L linear attention, c/C s4d, e/E mega, each with a count)"
         )
     if not letters:
         raise ConfigError(f"layout: {where} {spec!r} has no layers")
@@ -165,6 +167,18 @@ class ModelConfig(_Serialisable):
     ssm_ngroups: int = 1
     ssm_d_conv: int = 4
     ssm_chunk_size: int = 64
+    # Heads and value expansion (value width = rec_expand * d_model) of the RetNet (r/R) and
+    # linear-attention (l/L) mixers, per level.
+    rec_heads: Any = 2
+    rec_expand: Any = 2
+    # S4D-Real (c/C) state size N per channel and channels per head (sharing one step dt), per level.
+    s4d_d_state: Any = 16
+    s4d_headdim: Any = 16
+    # Mega (e/E) EMA dimensions per channel, channels per EMA head (sharing one decay per EMA
+    # dimension) and attention window, per level.
+    mega_ema_dim: Any = 8
+    mega_headdim: Any = 16
+    mega_window: Any = 64
     # RoPE base of the attention layers and the RMSNorm epsilon.
     rope_base: float = 10000.0
     norm_eps: float = 1e-5
@@ -188,6 +202,8 @@ class ModelConfig(_Serialisable):
         self.target_compression = _as_list(
             "target_compression", self.target_compression, stages, float
         )
+        for name in _FAMILY_FIELDS:
+            setattr(self, name, _as_list(name, getattr(self, name), n, int))
         if self.lr_multiplier is None:
             self.lr_multiplier = [1.0] * n
         self.lr_multiplier = _as_list("lr_multiplier", self.lr_multiplier, n, float)
@@ -246,6 +262,34 @@ class ModelConfig(_Serialisable):
                 raise ConfigError(f"window: level {i} must be at least 1, got {self.window[i]}")
             if self.sinks[i] < 0:
                 raise ConfigError(f"sinks: level {i} must be non-negative, got {self.sinks[i]}")
+        self._check_families(i, set(letters.lower()))
+
+    def _check_families(self, i: int, kinds: set[str]) -> None:
+        """Per-level settings of the recurrent families used at level i."""
+        d = self.d_model[i]
+        used = {"r": ("rec_heads", "rec_expand"), "l": ("rec_heads", "rec_expand"),
+                "c": ("s4d_d_state", "s4d_headdim"),
+                "e": ("mega_ema_dim", "mega_headdim", "mega_window")}
+        for kind in sorted(kinds & set(used)):
+            for name in used[kind]:
+                if getattr(self, name)[i] < 1:
+                    raise ConfigError(f"{name}: level {i} must be positive, got {getattr(self, name)[i]}")
+        if kinds & set("rl"):
+            h, e = self.rec_heads[i], self.rec_expand[i]
+            if d % h or (e * d) % h:
+                raise ConfigError(
+                    f"rec_heads: {h} does not divide d_model {d} and rec_expand * d_model {e * d} "
+                    f"at level {i}"
+                )
+            if "r" in kinds and (d // h) % 2:
+                raise ConfigError(f"rec_heads: retnet key head dim {d // h} at level {i} must be even for RoPE")
+        if "c" in kinds and d % self.s4d_headdim[i]:
+            raise ConfigError(f"s4d_headdim: {self.s4d_headdim[i]} does not divide d_model {d} at level {i}")
+        if "e" in kinds:
+            if d % self.mega_headdim[i]:
+                raise ConfigError(f"mega_headdim: {self.mega_headdim[i]} does not divide d_model {d} at level {i}")
+            if d % 2:
+                raise ConfigError(f"d_model: mega's attention head dim {d} at level {i} must be even for RoPE")
 
     def _check_chunking(self, i: int, rule: str) -> None:
         period = chunking_period(rule)
@@ -318,6 +362,12 @@ class BaselineConfig(_Serialisable):
             setattr(self, name, float(value))
         if self.tokenizer is not None and not isinstance(self.tokenizer, str):
             raise ConfigError(f"tokenizer: must be a string or null, got {self.tokenizer!r}")
+
+
+_FAMILY_FIELDS = (
+    "rec_heads", "rec_expand", "s4d_d_state", "s4d_headdim", "mega_ema_dim", "mega_headdim",
+    "mega_window",
+)
 
 
 def _require_positive_ints(config: Any, *names: str) -> None:

@@ -22,6 +22,10 @@ PAIRS = [("tiny-hybrid", "tiny-baseline"), ("small-hybrid", "small-baseline"),
          ("small-hybrid-2stage", "small-baseline"), ("large-hybrid", "large-baseline")]
 SAME_BUDGET = [("tiny-hybrid", name) for name in
                ("tiny-hybrid-space", "tiny-hybrid-fixed4", "tiny-hybrid-2stage", "tiny-ssm-only")]
+FAMILIES = [f"tiny-hybrid-{f}" for f in ("retnet", "linear", "s4d", "mega")] + [
+    f"tiny-{f}-only" for f in ("retnet", "linear", "s4d", "mega")
+]
+SAME_BUDGET += [("tiny-hybrid", name) for name in FAMILIES]
 KEY = re.compile(r"^\s*[A-Za-z_][\w]*:")
 
 
@@ -96,3 +100,9 @@ def test_pairs_match_bytes_and_flops_per_byte(hybrid: str, baseline: str):
 def test_ablations_keep_the_tiny_budget(reference: str, ablation: str):
     assert _budget(_load(reference)) == _budget(_load(ablation))
     assert _load(reference)["seed_everything"] == _load(ablation)["seed_everything"]
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_family_recipes_match_tiny_hybrid_flops_per_byte(name: str):
+    reference, family = _flops_per_byte(_load("tiny-hybrid")), _flops_per_byte(_load(name))
+    assert abs(family - reference) <= 0.1 * reference, f"{name} {family:.4g} vs {reference:.4g}"

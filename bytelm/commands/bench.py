@@ -1,4 +1,4 @@
-"""`bytelm bench {kernels,train,generate}`: each benchmark lives beside what it measures.
+"""`bytelm bench {kernels,train,generate,mixers}`: each benchmark lives beside what it measures.
 
 Every benchmark prints a table and writes JSON; none of them is a test.
 """
@@ -12,6 +12,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "kernels": ("bytelm.kernels.bench", "Triton kernels against references and peers"),
     "train": ("bytelm.training.bench", "training bytes/s and peak memory, hybrid vs baseline"),
     "generate": ("bytelm.commands.bench_generate", "decode bytes/s and memory against context"),
+    "mixers": ("bytelm.layers.bench", "forward+backward time and memory of every layout letter"),
 }
 
 

@@ -1,7 +1,8 @@
 """A network of pre-norm residual blocks built from a layout string, with a final RMSNorm.
 
 One letter per block: `m` Mamba-2, `s` sliding-window attention with sinks, `t` full causal
-attention; upper case adds a SwiGLU MLP after the mixer. The state of a network is the list of
+attention, `r` RetNet retention, `l` linear attention, `c` S4D-Real, `e` Mega; upper case adds
+a SwiGLU MLP after the mixer. The state of a network is the list of
 its mixers' states (MLPs hold none).
 """
 
@@ -13,8 +14,13 @@ import torch
 from torch import nn
 
 from bytelm.layers.attention import Attention
+from bytelm.layers.linear_attention import LinearAttention
+from bytelm.layers.mega import Mega
 from bytelm.layers.mlp import SwiGLU
 from bytelm.layers.norm import RMSNorm
+from bytelm.layers.retnet import Retention
+from bytelm.layers.s4d import S4D
+from bytelm.layers.scan_inputs import NARROW_CHUNK
 from bytelm.layers.ssm import Mamba2
 
 
@@ -37,6 +43,13 @@ class LevelSpec:
     rope_base: float
     norm_eps: float
     out_std: float  # initial std of the projections that write into the residual stream
+    rec_heads: int = 2
+    rec_expand: int = 2
+    s4d_d_state: int = 16
+    s4d_headdim: int = 16
+    mega_ema_dim: int = 8
+    mega_headdim: int = 16
+    mega_window: int = 64
 
 
 def make_mixer(letter: str, spec: LevelSpec) -> nn.Module:
@@ -47,6 +60,21 @@ def make_mixer(letter: str, spec: LevelSpec) -> nn.Module:
             spec.d_model, d_state=spec.ssm_d_state, headdim=spec.ssm_headdim, expand=spec.ssm_expand,
             ngroups=spec.ssm_ngroups, d_conv=spec.ssm_d_conv, chunk_size=spec.ssm_chunk_size,
             norm_eps=spec.norm_eps, out_std=spec.out_std,
+        )
+    if kind == "r":
+        return Retention(
+            spec.d_model, spec.rec_heads, expand=spec.rec_expand, chunk_size=spec.ssm_chunk_size,
+            rope_base=spec.rope_base, norm_eps=spec.norm_eps,
+        )
+    if kind == "l":
+        return LinearAttention(spec.d_model, spec.rec_heads, expand=spec.rec_expand, chunk_size=spec.ssm_chunk_size)
+    if kind == "c":
+        chunk = min(spec.ssm_chunk_size, NARROW_CHUNK)
+        return S4D(spec.d_model, spec.s4d_d_state, spec.s4d_headdim, chunk_size=chunk)
+    if kind == "e":
+        return Mega(
+            spec.d_model, spec.mega_ema_dim, spec.mega_headdim, spec.mega_window,
+            chunk_size=min(spec.ssm_chunk_size, NARROW_CHUNK), rope_base=spec.rope_base,
         )
     window = spec.window if kind == "s" else None
     sinks = spec.sinks if kind == "s" else 0

@@ -13,12 +13,17 @@ positions per byte (1 / product of the outer stages' bytes per chunk):
   one group, P = D, N = 1;
 - attention: QK^T and PV over the keys each query really sees (window + sinks for sliding
   windows, the causal prefix for full attention), averaged over the sequence.
+The recurrent families (`family_flops`) count the same way: their projections are linear,
+their `chunk_scan` is the SSD term with their own heads, P and N, S4D's and Mega's fold of
+B (beta) into the scan input and read-out through C (eta) are scan, and Mega's windowed
+single-head attention is attention.
 Elementwise work (norms, activations, softmax, gating) is left out.
 """
 
 from __future__ import annotations
 
 from bytelm.config import BaselineConfig, ModelConfig
+from bytelm.layers.scan_inputs import NARROW_CHUNK
 
 CATEGORIES = ("linear", "conv", "scan", "attention")
 
@@ -51,6 +56,37 @@ def ssd_scan_flops(chunk: int, heads: int, groups: int, d_state: int, headdim: i
     return intra + states + passing
 
 
+def _scan(heads: int, p: int, n: int, chunk: int, seq_len: int) -> float:
+    """Forward FLOPs per position of one `chunk_scan` with `heads` heads of [P, N] states."""
+    q = min(chunk, max(1, seq_len))
+    return ssd_scan_flops(q, heads, heads, n, p)  # B and C per head: one group per head
+
+
+def family_flops(cfg: ModelConfig, level: int, kind: str, seq_len: int) -> dict[str, float]:
+    """Forward FLOPs per position of one r (RetNet), l (linear attention), c (S4D) or e (Mega)
+    mixer at `level`, sequence length `seq_len`."""
+    d, chunk = cfg.d_model[level], cfg.ssm_chunk_size
+    if kind in "rl":
+        h, dv = cfg.rec_heads[level], cfg.rec_expand[level] * d
+        gate = dv if kind == "r" else 0  # RetNet's output gate
+        linear = 2 * d * (2 * d + dv + gate) + 2 * dv * d
+        p = dv // h + (1 if kind == "l" else 0)  # linear attention's normaliser channel
+        return {"linear": linear, "scan": _scan(h, p, d // h, chunk, seq_len)}
+    if kind == "c":
+        n, p = cfg.s4d_d_state[level], cfg.s4d_headdim[level]
+        fold = 4 * d * n  # B into the scan input, the read-out through C
+        narrow = min(chunk, NARROW_CHUNK)
+        return {"linear": 2 * d * 2 * d, "scan": _scan(d // p * n, p, 1, narrow, seq_len) + fold}
+    if kind == "e":
+        h, p, window = cfg.mega_ema_dim[level], cfg.mega_headdim[level], cfg.mega_window[level]
+        return {
+            "linear": 2 * d * d * (1 + 4 + 1),  # v, (z, r, h, phi), U_h
+            "scan": _scan(d // p * h, p, 1, min(chunk, NARROW_CHUNK), seq_len) + 4 * d * h,
+            "attention": 4 * d * mean_keys(seq_len, window),
+        }
+    raise ValueError(f"family_flops: {kind!r} is not one of r, l, c, e")
+
+
 def _network(cfg: ModelConfig, level: int, letters: list[str], seq_len: int) -> dict[str, float]:
     """Forward FLOPs per position of one network at `level`, sequence length `seq_len`."""
     d = cfg.d_model[level]
@@ -65,6 +101,9 @@ def _network(cfg: ModelConfig, level: int, letters: list[str], seq_len: int) -> 
             out["conv"] += 2 * (d_inner + 2 * gn) * cfg.ssm_d_conv
             q = min(cfg.ssm_chunk_size, max(1, seq_len))
             out["scan"] += ssd_scan_flops(q, heads, cfg.ssm_ngroups, cfg.ssm_d_state, cfg.ssm_headdim)
+        elif kind in "rlce":
+            for key, value in family_flops(cfg, level, kind, seq_len).items():
+                out[key] += value
         else:
             h, hkv = cfg.n_heads[level], cfg.n_kv_heads[level]
             dh = d // h

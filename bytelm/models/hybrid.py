@@ -59,6 +59,10 @@ def level_spec(cfg: ModelConfig, level: int) -> LevelSpec:
         ssm_expand=cfg.ssm_expand, ssm_ngroups=cfg.ssm_ngroups, ssm_d_conv=cfg.ssm_d_conv,
         ssm_chunk_size=cfg.ssm_chunk_size, rope_base=cfg.rope_base, norm_eps=cfg.norm_eps,
         out_std=output_std(n_blocks(cfg)),
+        rec_heads=cfg.rec_heads[level], rec_expand=cfg.rec_expand[level],
+        s4d_d_state=cfg.s4d_d_state[level], s4d_headdim=cfg.s4d_headdim[level],
+        mega_ema_dim=cfg.mega_ema_dim[level], mega_headdim=cfg.mega_headdim[level],
+        mega_window=cfg.mega_window[level],
     )
 
 
