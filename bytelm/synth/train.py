@@ -151,7 +151,7 @@ def train_cell(cell: Cell, settings: TrainSettings, seed: int, work_dir: Path) -
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         if step % LOG_EVERY == 0 or step == settings.steps - 1:
-            curve.append([step, round(float(loss), 4)])
+            curve.append([step, round(loss.item(), 4)])
     train_s = time.perf_counter() - start
     model.eval()
     start = time.perf_counter()
