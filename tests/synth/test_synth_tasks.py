@@ -124,3 +124,35 @@ def test_train_stream_never_yields_an_eval_example() -> None:
 def test_eval_lengths_scale_the_trained_length() -> None:
     tasks = eval_tasks(Mqar(8, 64), [1, 2])
     assert sorted(tasks) == [64, 128] and tasks[128].pairs == 8
+
+
+class PairTokenizer:
+    """Every two bytes one token (a new id per new piece): enough to check what `tokenize` scores."""
+
+    def __init__(self) -> None:
+        self.pieces: dict[bytes, int] = {}
+        self.token_bytes = np.zeros(0, dtype=np.int64)
+
+    def encode(self, text: bytes) -> list[int]:
+        ids = []
+        for i in range(0, len(text), 2):
+            piece = text[i : i + 2]
+            ids.append(self.pieces.setdefault(piece, len(self.pieces)))
+        self.token_bytes = np.array([len(p) for p in self.pieces], dtype=np.int64)
+        return ids
+
+
+def test_tokenized_bytes_mqar_scores_the_tokens_covering_each_value() -> None:
+    from bytelm.synth.bytes_task import tokenize
+
+    task = BytesMqar(3, 128)
+    batch = task.sample(np.random.default_rng(4), 4)
+    tokens = tokenize(batch, PairTokenizer(), 64, pad_id=-5)
+    for i in range(len(batch)):
+        text = row_text(batch, i)
+        for a in range(3):
+            byte_pos = np.nonzero(batch.answers[i] == a)[0] + 1  # positions of the value's bytes
+            token_pos = np.nonzero(tokens.answers[i] == a)[0] + 1  # positions of its tokens
+            assert sorted({p // 2 for p in byte_pos}) == token_pos.tolist()
+            assert (tokens.targets[i, token_pos - 1] == tokens.inputs[i, token_pos]).all()
+        assert (tokens.inputs[i, (len(text) + 1) // 2 :] == -5).all()
