@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bytelm.commands.bench", "benchmarks: kernels, train and generate throughput"),
     "report": ("bytelm.eval.report", "REPORT.md with tables and plots from runs and evals"),
     "demo": ("bytelm.commands.demo", "the whole mission on one machine: prepare, train, eval, release"),
+    "synth": ("bytelm.commands.synth", "recall tasks (MQAR, copy, induction) trained from scratch per mixer"),
 }
 
 

@@ -334,10 +334,17 @@ def render(entries: list[Entry], out: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bytelm report", description=__doc__.split("\n")[0])
-    parser.add_argument("runs", nargs="+", help="run directories or evaluation folders")
+    parser.add_argument("runs", nargs="*", help="run directories or evaluation folders")
     parser.add_argument("--out", type=Path, required=True, help="folder for REPORT.md and plots")
+    parser.add_argument("--synth", type=Path, help="synth.json of `bytelm synth`: adds its section")
     args = parser.parse_args(argv)
+    if not args.runs and args.synth is None:
+        raise BytelmError("give run directories or evaluation folders, or --synth synth.json")
     entries = [load_entry(p) for p in args.runs]
-    path = render(entries, args.out)
+    path = render(entries, args.out) if entries else None
+    if args.synth is not None:
+        from bytelm.synth.report import add_to_report
+
+        path = add_to_report(args.synth, args.out, path)
     print(f"wrote {path}")
     return 0

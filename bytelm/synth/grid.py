@@ -1,0 +1,228 @@
+"""A synth grid: a YAML file naming tasks, mixers and training settings, expanded into cells.
+
+A cell is one (task, model) pair trained from scratch. Token tasks cross every task setting with
+every layout and d_model; `bytes_mqar` crosses its settings with the named byte models. The whole
+grid is validated before anything trains: an unknown layout letter (any letter the model
+config's layout parser accepts is taken), a task whose pairs do not fit its length, an empty
+grid, an unknown key, each is one `BytelmError` naming the place.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bytelm.config import BaselineConfig, ConfigError, ModelConfig, config_from_dict
+from bytelm.errors import BytelmError
+from bytelm.synth.bytes_task import BytesMqar
+from bytelm.synth.tasks import TOKEN_TASKS
+
+GRID_DIR = Path(__file__).resolve().parents[2] / "recipes" / "synth"
+TRAIN_KEYS = {"steps", "batch_size", "lr", "weight_decay", "warmup", "eval_examples", "eval_batch"}
+TOP_KEYS = {"name", "seed", "train", "models", "tasks", "byte_models", "quick"}
+MODEL_KEYS = {"layouts", "d_model", "mlp_ratio", "n_heads", "window", "sinks", "ssm"}
+TASK_LIST_KEYS = {"pairs", "seq_len", "tokens", "key_len", "value_len"}
+
+
+@dataclass
+class TrainSettings:
+    """How every cell trains: AdamW with linear warmup and linear decay to zero."""
+
+    steps: int = 300
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 0.1
+    warmup: int = 20
+    eval_examples: int = 512
+    eval_batch: int = 128
+
+
+@dataclass
+class Cell:
+    """One task x model, trained from scratch."""
+
+    id: str
+    task: Any  # a token task or BytesMqar
+    model_name: str  # the layout string ("T2") or the byte model's name
+    model_config: ModelConfig | BaselineConfig
+    d_model: int
+    eval_scales: list[int]
+    tokenizer_vocab: int | None = None  # BPE vocabulary of a baseline byte model
+
+    def spec(self) -> dict[str, Any]:
+        """Everything that decides this cell's result, to know whether a stored result is current."""
+        return {
+            "task": self.task.describe(), "model": self.model_name, "d_model": self.d_model,
+            "config": self.model_config.to_dict(), "eval_scales": self.eval_scales,
+            "tokenizer_vocab": self.tokenizer_vocab,
+        }
+
+
+@dataclass
+class Grid:
+    name: str
+    seed: int
+    train: TrainSettings
+    cells: list[Cell] = field(default_factory=list)
+    source: dict[str, Any] = field(default_factory=dict)
+
+
+def _fail(where: str, message: str) -> BytelmError:
+    return BytelmError(f"grid {where}: {message}")
+
+
+def _as_list(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _check_keys(where: str, data: Any, known: set[str]) -> dict:
+    if not isinstance(data, dict):
+        raise _fail(where, f"expected a mapping, got {data!r}")
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise _fail(where, f"unknown key {unknown[0]!r} (known: {sorted(known)})")
+    return data
+
+
+def _layout(spec: Any, where: str) -> list[str]:
+    """"T2" or ["T2"] -> ["T2"]: a layout without stages."""
+    if isinstance(spec, list) and len(spec) == 1:
+        spec = spec[0]
+    if not isinstance(spec, str):
+        raise _fail(where, f"a layout is one network string like 'T2' or ['T2'], got {spec!r}")
+    return [spec]
+
+
+def token_config(layout: list[str], d_model: int, models: dict, vocab_size: int) -> ModelConfig:
+    """The ModelConfig of a layout without stages at width `d_model` for a task vocabulary.
+
+    ModelConfig needs at least 256 embedding rows; a task with fewer ids leaves the rest unused.
+    """
+    n_heads = int(models.get("n_heads", 2))
+    ssm = dict(models.get("ssm", {}))
+    return ModelConfig(
+        layout=layout, vocab_size=max(vocab_size, 256), d_model=[d_model],
+        d_intermediate=[int(models.get("mlp_ratio", 2) * d_model)], n_heads=[n_heads],
+        n_kv_heads=[n_heads], window=[int(models.get("window", 16))],
+        sinks=[int(models.get("sinks", 0))], chunking=[], target_compression=[],
+        **{f"ssm_{k}": v for k, v in ssm.items()},
+    )
+
+
+def _token_tasks(entry: dict, where: str) -> list[Any]:
+    """One task object per combination of the entry's list-valued settings."""
+    kind = entry.get("task")
+    if kind not in TOKEN_TASKS:
+        raise _fail(where, f"unknown task {kind!r} (known: {sorted(TOKEN_TASKS) + ['bytes_mqar']})")
+    cls = TOKEN_TASKS[kind]
+    names = [k for k in ("pairs", "tokens", "seq_len") if k in cls.__dataclass_fields__]
+    missing = [k for k in names if k not in entry]
+    if missing:
+        raise _fail(where, f"task {kind} needs {missing[0]!r}")
+    extra = {"vocab_size": int(entry["vocab_size"])} if "vocab_size" in entry else {}
+    tasks = []
+    for values in itertools.product(*(_as_list(entry[k]) for k in names)):
+        task = cls(**dict(zip(names, (int(v) for v in values))), **extra)
+        reason = task.check()
+        if reason:
+            raise _fail(where, reason)
+        tasks.append(task)
+    return tasks
+
+
+def _slug(parts: list[str]) -> str:
+    return "__".join(p.replace(" ", "") for p in parts)
+
+
+def parse_grid(data: Any, name: str) -> Grid:
+    """Validate a grid mapping and expand it into cells."""
+    data = _check_keys("file", data, TOP_KEYS)
+    seed = data.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise _fail("seed", f"must be an int, got {seed!r}")
+    train_data = _check_keys("train", data.get("train", {}) or {}, TRAIN_KEYS)
+    try:
+        train = TrainSettings(**train_data)
+    except TypeError as err:
+        raise _fail("train", str(err)) from None
+    for key in TRAIN_KEYS - {"lr", "weight_decay", "warmup"}:
+        if not isinstance(getattr(train, key), int) or getattr(train, key) < 1:
+            raise _fail(f"train.{key}", f"must be a positive int, got {getattr(train, key)!r}")
+    train.lr, train.weight_decay = float(train.lr), float(train.weight_decay)
+    models = _check_keys("models", data.get("models", {}) or {}, MODEL_KEYS)
+    grid = Grid(name=str(data.get("name", name)), seed=seed, train=train, source=data)
+    for i, entry in enumerate(_as_list(data.get("tasks") or [])):
+        where = f"tasks[{i}]"
+        entry = _check_keys(where, entry, {"task", "vocab_size", "eval_scales"} | TASK_LIST_KEYS)
+        scales = _as_list(entry.get("eval_scales", [1]))
+        if not scales or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in scales):
+            raise _fail(f"{where}.eval_scales", f"must be positive ints (multiples of seq_len), got {scales!r}")
+        if entry.get("task") == "bytes_mqar":
+            grid.cells += _byte_cells(entry, where, data.get("byte_models"), scales)
+            continue
+        tasks = _token_tasks(entry, where)
+        layouts = [_layout(s, "models.layouts") for s in _as_list(models.get("layouts") or [])]
+        widths = [int(d) for d in _as_list(models.get("d_model") or [])]
+        if not layouts or not widths:
+            raise _fail("models", "token tasks need at least one layout and one d_model")
+        for task, layout, d in itertools.product(tasks, layouts, widths):
+            try:
+                cfg = token_config(layout, d, models, task.vocab_size)
+            except ConfigError as err:
+                raise _fail(f"models ({layout[0]}, d_model {d})", str(err)) from None
+            cell_id = _slug([_task_slug(task), layout[0], f"d{d}"])
+            grid.cells.append(Cell(cell_id, task, layout[0], cfg, d, scales))
+    if not grid.cells:
+        raise _fail("tasks", "the grid has no cells (give at least one task and one model)")
+    ids = [c.id for c in grid.cells]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise _fail("tasks", f"cell {dup} appears twice")
+    return grid
+
+
+def _task_slug(task: Any) -> str:
+    d = task.describe()
+    parts = [d["task"]] + [f"{k[0]}{d[k]}" for k in ("pairs", "tokens", "seq_len") if k in d]
+    return "-".join(parts)
+
+
+def _byte_cells(entry: dict, where: str, byte_models: Any, scales: list[int]) -> list[Cell]:
+    if not isinstance(byte_models, dict) or not byte_models:
+        raise _fail("byte_models", "bytes_mqar needs a mapping of named byte model configs")
+    cells = []
+    for pairs, seq_len in itertools.product(_as_list(entry.get("pairs", 4)), _as_list(entry.get("seq_len", 256))):
+        task = BytesMqar(int(pairs), int(seq_len))
+        reason = task.check()
+        if reason:
+            raise _fail(where, reason)
+        for name, spec in byte_models.items():
+            spec = dict(spec or {})
+            vocab = spec.pop("tokenizer_vocab", None)
+            try:
+                cfg = config_from_dict(spec)
+            except ConfigError as err:
+                raise _fail(f"byte_models.{name}", str(err)) from None
+            if isinstance(cfg, BaselineConfig) and not isinstance(vocab, int):
+                raise _fail(f"byte_models.{name}", "a baseline needs tokenizer_vocab (its BPE size)")
+            d = cfg.d_model if isinstance(cfg, BaselineConfig) else cfg.d_model[0]
+            cells.append(Cell(_slug([_task_slug(task), name]), task, name, cfg, d, [1], vocab))
+    return cells
+
+
+def load_grid(path: str | Path) -> Grid:
+    """Read and validate a grid YAML (a bare name is looked up in recipes/synth/)."""
+    path = Path(path)
+    if not path.is_file() and not path.suffix and (GRID_DIR / f"{path}.yaml").is_file():
+        path = GRID_DIR / f"{path}.yaml"
+    if not path.is_file():
+        raise BytelmError(f"grid {path}: no such file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise BytelmError(f"grid {path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return parse_grid(data, path.stem)
