@@ -1,7 +1,9 @@
 """One training step of a small hybrid model is the same with the Triton kernels and without.
 
-Under the interpreter on CPU, float32: the loss, the boundaries the router picks and every
-parameter gradient agree with the pure-PyTorch path, and the references never run.
+Under the interpreter on CPU, float32: the loss (to 1e-5), the boundaries the router picks and
+every parameter gradient (to 1e-4) agree with the pure-PyTorch path, and the references never
+run. The model is built on Mamba-2 and sliding-window attention, or on each scan-based family
+(RetNet, linear attention, S4D, Mega) in the encoder and the main network.
 """
 
 import pytest
@@ -14,27 +16,29 @@ from bytelm.kernels.ssd import naive as ssd_naive
 from bytelm.kernels.swa import naive as swa_naive
 from bytelm.models import build_model
 
-CONFIG = dict(
-    layout=["m1S1", ["M1S1"], "s1m1"],
-    d_model=[16, 32],
-    d_intermediate=[32, 64],
-    n_heads=[2, 2],
-    n_kv_heads=[1, 2],
-    window=[5, 8],
-    sinks=[1, 2],
-    chunking=["dynamic"],
-    target_compression=[2.5],
-    ssm_d_state=16,
-    ssm_headdim=8,
+COMMON = dict(
+    d_model=[16, 32], d_intermediate=[32, 64], n_heads=[2, 2], n_kv_heads=[1, 2], window=[5, 8],
+    sinks=[1, 2], chunking=["dynamic"], target_compression=[2.5], ssm_d_state=16, ssm_headdim=8,
     ssm_chunk_size=16,
+)
+FAMILY = dict(
+    rec_heads=2, rec_expand=2, s4d_d_state=2, s4d_headdim=8, mega_ema_dim=2, mega_headdim=8,
+    mega_window=[6, 8],
 )
 
 
-def training_step(mode: str, monkeypatch: pytest.MonkeyPatch, ids: torch.Tensor):
+def config(letter: str) -> ModelConfig:
+    """Mamba-2 and attention for "m"; otherwise the family's letter in encoder and main network."""
+    if letter == "m":
+        return ModelConfig(layout=["m1S1", ["M1S1"], "s1m1"], **COMMON)
+    return ModelConfig(layout=[f"{letter}1m1", [f"{letter.upper()}1S1"], "s1"], **COMMON, **FAMILY)
+
+
+def training_step(letter: str, mode: str, monkeypatch: pytest.MonkeyPatch, ids: torch.Tensor):
     """(loss, boundary masks, {name: grad}) of one forward + backward under BYTELM_KERNELS=mode."""
     monkeypatch.setenv("BYTELM_KERNELS", mode)
     torch.manual_seed(0)
-    model = build_model(ModelConfig(**CONFIG)).float()
+    model = build_model(config(letter)).float()
     out = model(ids[:, :-1])
     loss = F.cross_entropy(out.logits.flatten(0, 1), ids[:, 1:].flatten()) + out.aux["ratio_loss"]
     loss.backward()
@@ -42,16 +46,17 @@ def training_step(mode: str, monkeypatch: pytest.MonkeyPatch, ids: torch.Tensor)
     return loss.detach(), [m.clone() for m in out.aux["boundary_mask"]], grads
 
 
-def test_training_step_matches_reference(monkeypatch):
+@pytest.mark.parametrize("letter", ["m", "r", "l", "c", "e"])
+def test_training_step_matches_reference(letter, monkeypatch):
     ids = torch.randint(0, 256, (2, 46), generator=torch.Generator().manual_seed(3))
-    loss_ref, masks_ref, grads_ref = training_step("reference", monkeypatch, ids)
+    loss_ref, masks_ref, grads_ref = training_step(letter, "reference", monkeypatch, ids)
 
     def refuse(*args, **kwargs):
         raise AssertionError("a reference op ran although BYTELM_KERNELS=triton")
 
     monkeypatch.setattr(ssd_naive, "chunk_scan", refuse)
     monkeypatch.setattr(swa_naive, "sliding_window_attention", refuse)
-    loss_tri, masks_tri, grads_tri = training_step("triton", monkeypatch, ids)
+    loss_tri, masks_tri, grads_tri = training_step(letter, "triton", monkeypatch, ids)
 
     for a, b in zip(masks_tri, masks_ref):
         assert torch.equal(a, b)
