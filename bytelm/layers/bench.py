@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from bytelm.errors import BytelmError
+from bytelm.layers.init import STD
 from bytelm.layers.network import LevelSpec, make_mixer
 
 LETTERS = ("m", "s", "t", "r", "l", "c", "e")
@@ -35,7 +36,7 @@ def spec_for(d_model: int) -> LevelSpec:
         ssm_d_state=32 if d_model < 256 else 64, ssm_headdim=16 if d_model < 256 else 32,
         ssm_expand=2, ssm_ngroups=1, ssm_d_conv=4, ssm_chunk_size=64, rope_base=10000.0,
         norm_eps=1e-5, rec_heads=4, rec_expand=2, s4d_d_state=16, s4d_headdim=16, mega_ema_dim=8,
-        mega_headdim=16, mega_window=128,
+        mega_headdim=16, mega_window=128, out_std=STD,
     )
 
 
