@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+import bytelm
 from bytelm.data.shards import (
     MANIFEST,
     check_file,
@@ -50,8 +52,6 @@ from bytelm.data.splits import (
     parse_fractions,
 )
 from bytelm.data.tokenizer import BpeTokenizer, token_dtype, train_bpe, training_sample
-
-import bytelm
 from bytelm.errors import BytelmError
 
 FORMAT = 1  # bump when the shard layout or a split rule changes: old caches are then rebuilt

@@ -23,8 +23,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-from bytelm.data.shards import write_bytes
 
+from bytelm.data.shards import write_bytes
 from bytelm.errors import BytelmError
 
 BYTE_VOCAB = 256

@@ -6,6 +6,7 @@ import lzma
 from pathlib import Path
 
 import pytest
+
 from bytelm.data.prepare import prepare
 from bytelm.data.sources import GUTENBERG_TEXT
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from bytelm.cli import main as cli
 from bytelm.data.prepare import CACHE_ENV, ensure_prepared, prepare
 from bytelm.data.shards import MANIFEST, load_shard, read_manifest
 from bytelm.data.splits import SPLITS
-
-from bytelm.cli import main as cli
 from bytelm.errors import BytelmError
 
 TEXT = "".join(f"line {i}: the quick brown fox jumps over the lazy dog.\n" for i in range(2000))

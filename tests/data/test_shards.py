@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from bytelm.data.prepare import prepare
 from bytelm.data.shards import atomic_open, load_shard, read_manifest, write_chunks
 from bytelm.data.splits import SPLITS
-
 from bytelm.errors import BytelmError
 
 

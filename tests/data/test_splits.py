@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from bytelm.data.shards import load_shard, read_manifest
 from bytelm.data.sources import GUTENBERG_BOOKS
 from bytelm.data.splits import (
@@ -18,7 +19,6 @@ from bytelm.data.splits import (
     fraction_split,
     parse_fractions,
 )
-
 from bytelm.errors import BytelmError
 
 GUTENBERG_SHA256 = "fda7ceb323b6a31fd45dd9cc7ec0fcef7ed166353a0529845f3d342b9722e604"  # SOURCES.md

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from bytelm.data.shards import load_shard, read_manifest
 from bytelm.data.splits import SPLITS
 from bytelm.data.tokenizer import BOS, BYTE_VOCAB, BpeTokenizer, ByteCodec, segments, train_bpe
-
 from bytelm.errors import BytelmError
 
 AWKWARD = [

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from bytelm.data.shards import load_shard
 from bytelm.data.tokenizer import BpeTokenizer
 from bytelm.data.windows import TrainWindows, eval_windows, token_eval_windows
-
 from bytelm.errors import BytelmError
 
 DATA = np.random.default_rng(0).integers(0, 256, 10_007, dtype=np.uint8)
