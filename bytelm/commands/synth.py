@@ -11,13 +11,13 @@ first cell trains, so a bad grid is one error line and leaves nothing behind.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 from bytelm.commands.arguments import ArgumentParser
 from bytelm.errors import BytelmError
+from bytelm.run_dir import write_atomic, write_json_atomic
 
 DEFAULT_GRID = "default"
 QUICK_GRID = "quick"
@@ -33,13 +33,6 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--out", type=Path, help="output folder (default runs/synth/<grid name>)")
     parser.add_argument("--quick", action="store_true", help="the small grid of about a minute")
     return parser
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write JSON to a temporary name beside `path`, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
 
 
 def _stored(path: Path, spec: dict) -> dict | None:
@@ -66,7 +59,7 @@ def run_grid(grid, out: Path, log=print) -> dict:
         result = _stored(path, spec)
         if result is None:
             result = {**train_cell(cell, grid.train, grid.seed, out / "work"), "spec": spec}
-            write_json(path, result)
+            write_json_atomic(path, result)
             trained += 1
             state = "trained"
         else:
@@ -80,11 +73,9 @@ def run_grid(grid, out: Path, log=print) -> dict:
         "wall_seconds": sum(r["train_seconds"] + r["eval_seconds"] for r in results),
         "this_run_seconds": round(time.perf_counter() - start, 2),
     }
-    write_json(out / "synth.json", data)
+    write_json_atomic(out / "synth.json", data)
     plots = plot(data, out)
-    tmp = out / ".table.md.tmp"
-    tmp.write_text(f"# synth: {grid.name}\n\n" + markdown(data, plots))
-    os.replace(tmp, out / "table.md")
+    write_atomic(out / "table.md", f"# synth: {grid.name}\n\n" + markdown(data, plots))
     return data
 
 

@@ -9,9 +9,10 @@ pairs (`accuracy_vs_dmodel.png`, `accuracy_vs_state.png`).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
+
+from bytelm.run_dir import atomic_output, write_atomic
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -153,10 +154,9 @@ def plot(data: dict[str, Any], out: Path) -> list[str]:
         axes[0][0].set_ylabel("MQAR accuracy")
         axes[0][-1].legend(fontsize=7)
         fig.tight_layout()
-        tmp = out / f".{stem}.png.tmp"
-        fig.savefig(tmp, dpi=110, format="png")
+        with atomic_output(out / f"{stem}.png") as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
         plt.close(fig)
-        os.replace(tmp, out / f"{stem}.png")
         names.append(f"{stem}.png")
     return names
 
@@ -190,7 +190,5 @@ def add_to_report(synth_json: Path, out: Path, report: Path | None) -> Path:
     text = report.read_text() if report is not None else "# bytelm evaluation report\n\n"
     text += "\n## Recall trained from scratch (bytelm synth)\n\n" + markdown(data, plot(data, out))
     path = out / "REPORT.md"
-    tmp = out / ".REPORT.md.tmp"
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomic(path, text)
     return path
