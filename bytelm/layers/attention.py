@@ -168,22 +168,24 @@ class Attention(nn.Module):
 
         In the canonical form one entry leaves: the leftmost (padding) while the buffer is not
         full, else the oldest entry after the sinks. When all rows agree this is one slice-and-cat,
-        the same result as the general `_append` gather.
+        the same result as the general `_append` gather; a compiled step always takes the gather,
+        so it has no branch on tensor values.
         """
         full = state.valid[:, 0]  # [B] real entries are right-aligned: full iff the first is real
         one = torch.ones_like(state.valid[:, :1])
-        if bool(full.all()):
-            s = self.sinks
-            return AttentionState(
-                k=torch.cat([state.k[:, :s], state.k[:, s + 1 :], k], dim=1),
-                v=torch.cat([state.v[:, :s], state.v[:, s + 1 :], v], dim=1),
-                valid=state.valid, pos=state.pos + 1,
-            )
-        if not bool(full.any()):
-            return AttentionState(
-                k=torch.cat([state.k[:, 1:], k], dim=1), v=torch.cat([state.v[:, 1:], v], dim=1),
-                valid=torch.cat([state.valid[:, 1:], one], dim=1), pos=state.pos + 1,
-            )
+        if not torch.compiler.is_compiling():
+            if bool(full.all()):
+                s = self.sinks
+                return AttentionState(
+                    k=torch.cat([state.k[:, :s], state.k[:, s + 1 :], k], dim=1),
+                    v=torch.cat([state.v[:, :s], state.v[:, s + 1 :], v], dim=1),
+                    valid=state.valid, pos=state.pos + 1,
+                )
+            if not bool(full.any()):
+                return AttentionState(
+                    k=torch.cat([state.k[:, 1:], k], dim=1), v=torch.cat([state.v[:, 1:], v], dim=1),
+                    valid=torch.cat([state.valid[:, 1:], one], dim=1), pos=state.pos + 1,
+                )
         keys, values = torch.cat([state.k, k], dim=1), torch.cat([state.v, v], dim=1)
         return self._append(state, keys, values, one, torch.ones_like(state.pos))
 
@@ -209,7 +211,7 @@ class Attention(nn.Module):
         rep = self.n_heads // self.n_kv_heads
         qg = q.reshape(bsz, self.n_kv_heads, rep, self.head_dim)
         scores = torch.einsum("bgrd,bcgd->bgrc", qg, ctx_k) / math.sqrt(self.head_dim)
-        if not bool(mask.all()):  # a full sliding-window buffer has nothing to hide
+        if torch.compiler.is_compiling() or not bool(mask.all()):  # a full buffer hides nothing
             scores = scores.masked_fill(~mask[:, None, None, :], float("-inf"))
         o = torch.einsum("bgrc,bcgd->bgrd", torch.softmax(scores, dim=-1), ctx_v)  # [B, Hkv, rep, Dh]
         return self.out(o.reshape(bsz, -1)), new_state

@@ -13,6 +13,12 @@ One rule everywhere: position t starts a chunk iff p_t > 0.5, and p_0 = 1.
 their chunk counts; everything downstream is causal, so the padding at the tail cannot leak into
 real positions). `dechunk` smooths the inner outputs with the EMA z_j = p_j c_j + (1 - p_j)
 z_{j-1} over chunks, computed by the SSD scan, and repeats each value until the next chunk start.
+In decoding, `dechunk_step` is the same EMA one position at a time, and `routing_after_pass` /
+`routing_after_step` carry the routing state (previous position, EMA value, counters) forward.
+
+Static shapes: a compiled model pads the chunk axis to a multiple of `WIDTH_BUCKET` (64, the
+recipes' scan chunk length, so the padding costs their scans nothing), so it meets a handful of
+shapes over a whole run instead of one per chunk count; eager models do not pad (`bucket=1`).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from bytelm.config import chunking_period
 from bytelm.kernels.ssd import chunk_scan
 
 P_CLAMP = 1e-4
+WIDTH_BUCKET = 64
 
 
 @dataclass
@@ -94,16 +101,25 @@ class Router(nn.Module):
         return b.to(h.dtype), b
 
 
+@torch.compiler.disable
+def bucket_width(counts: torch.Tensor, seqlen: int, bucket: int) -> int:
+    """The chunk-axis length: the largest of counts [B] rounded up to a multiple of `bucket`, at
+    least 1 and at most seqlen. Read on the host, outside any compiled graph, so a graph after it
+    is specialised on the bucket, never on the raw count."""
+    return min(seqlen, -(-max(1, int(counts.max())) // bucket) * bucket)
+
+
 def chunk(
-    b: torch.Tensor, *tensors: torch.Tensor
+    b: torch.Tensor, *tensors: torch.Tensor, bucket: int = 1
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Counts [B] and each tensor [B, T, ...] gathered at the boundaries into [B, L, ...].
 
-    L is the largest count (at least 1); rows with fewer chunks are right-padded with values
-    from non-boundary positions, which the callers mask with `counts`.
+    L is the largest count rounded up to a multiple of `bucket` (at most T); rows with
+    fewer chunks are right-padded with values from non-boundary positions, which the callers mask
+    with `counts`.
     """
     counts = b.sum(dim=1)  # [B]
-    width = max(1, int(counts.max()))
+    width = bucket_width(counts, b.shape[1], bucket)
     order = torch.argsort((~b).to(torch.int8), dim=1, stable=True)[:, :width]  # [B, L]
     out = []
     for t in tensors:
@@ -169,3 +185,35 @@ def word_start_stats(
     precision = hits / b.sum().clamp(min=1)
     recall = hits / (starts & real).sum().clamp(min=1)
     return precision.detach().float(), recall.detach().float()
+
+
+def dechunk_step(zc: torch.Tensor, p: torch.Tensor, b: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """One position of `dechunk`: z [B, D] (float32 at least) after the inner output zc [B, D]
+    where b [B] starts a chunk with probability p [B]; rows without a boundary keep z."""
+    pz = p.clamp(P_CLAMP, 1 - P_CLAMP).to(z.dtype)[:, None]
+    return torch.where(b[:, None], pz * zc.to(z.dtype) + (1 - pz) * z, z)
+
+
+def routing_after_pass(
+    state: RoutingState, h: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor, counts: torch.Tensor,
+    z_last: torch.Tensor,
+) -> RoutingState:
+    """The routing state after a pass over h [B, T, D] and ids [B, T] with `lengths` [B] real
+    positions, `counts` [B] chunks started and the EMA value z_last [B, D] after them."""
+    rows = torch.arange(h.shape[0], device=h.device)
+    last = (lengths - 1).clamp(min=0)
+    moved = lengths > 0  # [B]
+    return RoutingState(
+        prev=torch.where(moved[:, None], h[rows, last].to(state.prev.dtype), state.prev),
+        prev_id=torch.where(moved, ids[rows, last], state.prev_id),
+        z=z_last.to(state.z.dtype), pos=state.pos + lengths, chunks=state.chunks + counts,
+    )
+
+
+def routing_after_step(
+    state: RoutingState, h: torch.Tensor, ids: torch.Tensor, b: torch.Tensor, z: torch.Tensor
+) -> RoutingState:
+    """The routing state after one position: h [B, D], ids [B], boundaries b [B], EMA z [B, D]."""
+    return RoutingState(
+        prev=h.to(state.prev.dtype), prev_id=ids, z=z, pos=state.pos + 1, chunks=state.chunks + b.long()
+    )

@@ -129,9 +129,24 @@ class Network(nn.Module):
         return self.norm(x), new
 
     def step(self, x: torch.Tensor, state: list, commit: torch.Tensor | None = None) -> tuple[torch.Tensor, list]:
-        """x [B, D] -> [B, D] for one position."""
+        """x [B, D] -> [B, D] for one position; rows where `commit` [B] is false keep their state."""
         new = []
         for block, s in zip(self.blocks, state):
             x, s = block.step(x, s, commit)
             new.append(s)
         return self.norm(x), new
+
+    def forward_level(
+        self, x: torch.Tensor, ids: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor | None = None,
+        state: list | None = None,
+    ) -> tuple[torch.Tensor, list[dict], list | None]:
+        """The level interface a hierarchy calls (shared with `Stage`): the innermost level has
+        no chunking, so ids and starts are unused and there are no per-stage aux dicts."""
+        y, state = self(x, state, lengths)
+        return y, [], state
+
+    def step_level(
+        self, x: torch.Tensor, ids: torch.Tensor, state: list, commit: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, list]:
+        """One position through the level (shared with `Stage`): x [B, D], ids [B] (unused)."""
+        return self.step(x, state, commit)

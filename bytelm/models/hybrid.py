@@ -9,10 +9,13 @@ Design choices:
   and the inner output is cut back to the outer width.
 - The dechunked value is multiplied by a straight-through confidence that is exactly 1 in value,
   so decoding (which skips it) equals the forward pass.
-- Forward, prefill and prefill-from-state are one code path (`Stage.forward` with or without a
-  state); `step` is the per-byte recurrence. A batch whose rows start chunks at different bytes
-  steps the inner level for every row and commits its state only where the row has a boundary;
-  when no row has one, the inner level is skipped.
+- Every level (a `Stage`, or the innermost `Network`) answers `forward_level(x, ids, starts,
+  lengths, state)` and `step_level(x, ids, state, commit)`, so no code branches on the kind of
+  level. Forward, prefill and prefill-from-state are one code path (with or without a state);
+  `step` is the per-byte recurrence. A batch whose rows start chunks at different bytes steps
+  the inner level for every row and commits its state only where the row has a boundary; the
+  dechunk EMA step and the routing state's bookkeeping live with the chunking
+  (bytelm.layers.chunking).
 - Parameters carry `_lr_multiplier` (per level) and `_no_weight_decay`; `optimizer_groups`
   builds the AdamW groups from them.
 """
@@ -28,12 +31,14 @@ from torch import nn
 
 from bytelm.config import ModelConfig
 from bytelm.layers.chunking import (
-    P_CLAMP,
     Router,
     RoutingState,
     chunk,
     dechunk,
+    dechunk_step,
     ratio_loss,
+    routing_after_pass,
+    routing_after_step,
     ste_one,
     word_start_stats,
     word_starts,
@@ -86,10 +91,11 @@ class Stage(nn.Module):
         self.target = cfg.target_compression[level]
         self.loss_weight = cfg.ratio_loss_weight
         self.chunk_size = cfg.ssm_chunk_size
+        self.width_bucket = 1  # chunk-axis padding; `compile_model` sets WIDTH_BUCKET
         self.encoder = Network(levels[level]["encoder"], spec)
         self.router = Router(self.rule, spec.d_model)
         if "main" in levels[level + 1]:
-            self.inner: nn.Module = Network(levels[level + 1]["main"], level_spec(cfg, level + 1))
+            self.inner: Network | Stage = Network(levels[level + 1]["main"], level_spec(cfg, level + 1))
         else:
             self.inner = Stage(cfg, level + 1)
         extra = cfg.d_model[level + 1] - spec.d_model
@@ -144,18 +150,15 @@ class Stage(nn.Module):
         stage from this one inward, and the state after the pass when a state was given.
         """
         bsz, seqlen, _ = x.shape
-        real = torch.ones(bsz, seqlen, dtype=torch.bool, device=x.device)
-        if lengths is not None:
-            real = torch.arange(seqlen, device=x.device) < lengths[:, None]  # [B, T]
+        n = torch.full((bsz,), seqlen, device=x.device) if lengths is None else lengths  # [B]
+        real = torch.arange(seqlen, device=x.device) < n[:, None]  # [B, T]
         h, enc_state = self.encoder(x, None if state is None else state.encoder, lengths)
         p, b = self.router(h, ids, None if state is None else state.routing)  # [B, T] each
         b = b & real
-        counts, (hc, pc, idc, sc) = chunk(b, h, p, ids, starts)  # [B], [B, L, ...]
-        inner_state = None if state is None else state.inner
-        if isinstance(self.inner, Stage):
-            zc, aux, inner_state = self.inner(self._widen(hc), idc, sc, counts, inner_state)
-        else:
-            (zc, inner_state), aux = self.inner(self._widen(hc), inner_state, counts), []
+        counts, (hc, pc, idc, sc) = chunk(b, h, p, ids, starts, bucket=self.width_bucket)  # [B], [B, L, ...]
+        zc, aux, inner_state = self.inner.forward_level(
+            self._widen(hc), idc, sc, counts, None if state is None else state.inner
+        )
         z0 = None if state is None else state.routing.z
         z, z_last = dechunk(zc[..., : self.d_model], pc, counts, b, z0, self.chunk_size)
         if self.rule == "dynamic":
@@ -164,16 +167,10 @@ class Stage(nn.Module):
         aux = [self._aux(p, b, real, starts)] + aux
         if state is None:
             return y, aux, None
-        n = real.sum(1)  # [B]
-        last = (n - 1).clamp(min=0)
-        moved = n > 0
-        r = state.routing
-        routing = RoutingState(
-            prev=torch.where(moved[:, None], h[torch.arange(bsz), last].to(r.prev.dtype), r.prev),
-            prev_id=torch.where(moved, ids[torch.arange(bsz), last], r.prev_id),
-            z=z_last.to(r.z.dtype), pos=r.pos + n, chunks=r.chunks + counts,
-        )
+        routing = routing_after_pass(state.routing, h, ids, n, counts, z_last)
         return y, aux, StageState(enc_state, routing, inner_state, dec_state)
+
+    forward_level = forward  # the level interface, shared with the innermost Network
 
     def _aux(self, p: torch.Tensor, b: torch.Tensor, real: torch.Tensor, starts: torch.Tensor) -> dict:
         loss = p.new_zeros(())
@@ -186,29 +183,27 @@ class Stage(nn.Module):
             "word_start_precision": precision, "word_start_recall": recall,
         }
 
-    def step(
+    def step_level(
         self, x: torch.Tensor, ids: torch.Tensor, state: StageState, commit: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, StageState]:
-        """One position: x [B, D], ids [B] -> y [B, D]; rows where `commit` is false keep their state."""
+        """One position: x [B, D], ids [B] -> y [B, D]; rows where `commit` is false keep their state.
+
+        The inner level steps with the rows that start a chunk here as its commit mask. Eager
+        decoding skips it when no row starts one (a host check, free on CPU); a compiled step
+        always runs it masked, so it is one graph.
+        """
         h, enc_state = self.encoder.step(x, state.encoder, commit)
         r = state.routing
         p, b = self.router(h[:, None], ids[:, None], r)
         p, b = p[:, 0], b[:, 0]  # [B]
         inner_commit = b if commit is None else b & commit
-        if bool(inner_commit.any()):
-            keep = None if bool(inner_commit.all()) else inner_commit  # None: commit every row
-            if isinstance(self.inner, Stage):
-                zc, inner_state = self.inner.step(self._widen(h), ids, state.inner, keep)
-            else:
-                zc, inner_state = self.inner.step(self._widen(h), state.inner, keep)
-            pz = p.clamp(P_CLAMP, 1 - P_CLAMP).to(r.z.dtype)[:, None]
-            z = torch.where(b[:, None], pz * zc[:, : self.d_model].to(r.z.dtype) + (1 - pz) * r.z, r.z)
-        else:  # no row starts a chunk here: the inner level neither runs nor changes
+        if torch.compiler.is_compiling() or bool(inner_commit.any()):
+            zc, inner_state = self.inner.step_level(self._widen(h), ids, state.inner, inner_commit)
+            z = dechunk_step(zc[:, : self.d_model], p, b, r.z)
+        else:
             inner_state, z = state.inner, r.z
         y, dec_state = self.decoder.step(z.to(h.dtype) + self._residual(h), state.decoder, commit)
-        routing = RoutingState(
-            prev=h.to(r.prev.dtype), prev_id=ids, z=z, pos=r.pos + 1, chunks=r.chunks + b.long()
-        )
+        routing = routing_after_step(r, h, ids, b, z)
         if commit is not None:
             routing = tree_where(commit, routing, r)
         return y, StageState(enc_state, routing, inner_state, dec_state)
@@ -223,7 +218,7 @@ class HybridLM(nn.Module):
         d = config.d_model[0]
         self.embedding = nn.Embedding(config.vocab_size, d)
         if config.n_stages:
-            self.backbone: nn.Module = Stage(config, 0)
+            self.backbone: Network | Stage = Stage(config, 0)
         else:
             self.backbone = Network(config.levels[0]["main"], level_spec(config, 0))
         self.head = nn.Linear(d, config.vocab_size, bias=False)
@@ -281,10 +276,7 @@ class HybridLM(nn.Module):
 
     def _run(self, ids: torch.Tensor, state: Any) -> tuple[torch.Tensor, dict, Any]:
         x = self.embedding(ids)  # [B, T, D]
-        if isinstance(self.backbone, Stage):
-            y, stages, state = self.backbone(x, ids, word_starts(ids), None, state)
-        else:
-            (y, state), stages = self.backbone(x, state), []
+        y, stages, state = self.backbone.forward_level(x, ids, word_starts(ids), None, state)
         aux: dict[str, Any] = {"ratio_loss": sum((s["ratio_loss"] for s in stages), x.new_zeros(()))}
         for key in ("compression", "boundary_probs", "boundary_mask", "word_start_precision",
                     "word_start_recall"):
@@ -308,10 +300,7 @@ class HybridLM(nn.Module):
     def step(self, ids: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         """One byte per row: ids [B] -> logits [B, V] and the next state."""
         x = self.embedding(ids)  # [B, D]
-        if isinstance(self.backbone, Stage):
-            y, state = self.backbone.step(x, ids, state)
-        else:
-            y, state = self.backbone.step(x, state)
+        y, state = self.backbone.step_level(x, ids, state)
         return self.head(y), state
 
     def generate(self, ids: torch.Tensor, max_new_bytes: int, **kwargs) -> list[bytes]:

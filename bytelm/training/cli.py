@@ -38,6 +38,7 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from bytelm.errors import BytelmError
+from bytelm.models.compiled import compile_stats
 from bytelm.run_dir import (
     CHECKPOINTS,
     CONFIG_YAML,
@@ -356,13 +357,20 @@ def _write_summary(
         "hardware": hardware(on_gpu),
         "precision": str(trainer.precision),
         "mfu": achieved / peak if peak else None,
+        "compile": compile_stats() if module.hparams.get("compile") else None,
         "interrupted": interrupted,
     }
     write_json_atomic(run_dir / SUMMARY, summary)
     mfu = "unknown" if summary["mfu"] is None else f"{summary['mfu']:.1%}"
+    compiled = summary["compile"]
+    graphs = "" if compiled is None else (
+        f"; compiled: {compiled['graphs']} graphs, {compiled['recompiles']} recompiles, "
+        f"{compiled['graph_breaks']} graph breaks"
+    )
     print(
         f"done: {trainer.global_step} steps, {module.bytes_seen:,} bytes in {wall_s:.0f} s; "
-        f"val bpb {_rounded(summary['final_val_bpb'])}; FLOPs per byte as trained {actual:.4g}; MFU {mfu}",
+        f"val bpb {_rounded(summary['final_val_bpb'])}; FLOPs per byte as trained {actual:.4g}; MFU {mfu}"
+        f"{graphs}",
         file=sys.stderr,
     )
 

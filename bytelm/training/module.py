@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from bytelm.config import config_from_dict
 from bytelm.errors import BytelmError
 from bytelm.models import build_model
+from bytelm.models.compiled import compile_model
 from bytelm.training.optim import OptimizerArgs, ScheduleArgs, build_optimizer
 
 LN2 = math.log(2.0)
@@ -67,7 +68,7 @@ class LitLM(L.LightningModule):
         self.model_config = config_from_dict(dict(config))
         self.model = build_model(self.model_config)
         if compile:
-            self.model.compile()  # in place: parameter names (and checkpoints) stay the same
+            compile_model(self.model)  # in place: parameter names (and checkpoints) stay the same
         self.batches_seen = 0
         self.bytes_seen = 0
         self.nonfinite_total = 0
