@@ -90,7 +90,7 @@ def measure(recipe_path: str, steps: int, warmup: int, device: str) -> dict:
     else:
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     elapsed = time.perf_counter() - start
-    fpb = model.flops_per_byte(seq_len)
+    fpb = model.flops_per_byte(recipe["data"]["seq_len"])
     bytes_per_s = steps * nbytes / elapsed
     return {
         "recipe": Path(recipe_path).stem,
