@@ -493,9 +493,8 @@ def describe(loaded: LoadedModel, run_dir: Path) -> dict[str, Any]:
     meta = dict(loaded.meta)
     meta.setdefault("kind", loaded.config.kind)
     model = loaded.model
-    if hasattr(model, "num_parameters"):
-        meta.setdefault("params", int(model.num_parameters()))
-        meta.setdefault("params_non_embedding", int(model.num_parameters(exclude_embeddings=True)))
+    meta.setdefault("params", int(model.num_parameters()))
+    meta.setdefault("params_non_embedding", int(model.num_parameters(exclude_embeddings=True)))
     meta.setdefault("run_dir", run_dir.name)
     return meta
 

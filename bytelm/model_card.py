@@ -94,7 +94,7 @@ def render_card(config: Any, meta: dict[str, Any], evals: dict[str, dict], name:
     ]
     size = [
         ("parameters", meta.get("params")),
-        ("parameters without embeddings", meta.get("params_non_embedding")),
+        ("parameters without the input embedding", meta.get("params_non_embedding")),
         ("training FLOPs per byte (forward + backward, analytic)", meta.get("flops_per_byte")),
         ("training FLOPs per byte (measured compression)", meta.get("flops_per_byte_actual")),
     ]
@@ -202,13 +202,14 @@ def _cell(value: Any, stderr: Any) -> str:
 
 def _usage(name: str) -> str:
     return (
-        "```python\nimport torch\nimport bytelm\nfrom bytelm.checkpoint import load_model\n"
-        "from bytelm.generation import sample_stream\n\n"
+        "```python\nimport bytelm\nfrom bytelm.checkpoint import load_model\n"
+        "from bytelm.generation import Decoder, Sampling, Vocabulary\n\n"
         f'model = bytelm.from_pretrained("{name}")  # device="cuda" loads it on a GPU\n'
         f'loaded = load_model("{name}")  # the model with its codec, config and training summary\n'
-        'ids = torch.tensor([loaded.codec.encode("The meaning of life is")])  # [1, T]\n'
-        "new = [int(t) for t in sample_stream(loaded.model, ids, 200, temperature=0.8, seed=0)]\n"
-        'print(loaded.codec.decode(new).decode("utf-8", errors="replace"))\n'
+        "decoder = Decoder(loaded.model, Vocabulary.of_codec(loaded.codec, loaded.config.vocab_size))\n"
+        'prompt = loaded.codec.encode("The meaning of life is")\n'
+        "(out,) = decoder.generate([prompt], Sampling(max_bytes=200, temperature=0.8, seed=0))\n"
+        'print(out.decode("utf-8", errors="replace"))\n'
         "```\n\n"
         f'```bash\nbytelm generate {name} --prompt "The meaning of life is" --max-bytes 200 '
         "--temperature 0.8 --top-k 50 --seed 0\n```"

@@ -48,6 +48,22 @@ def train_length(loaded) -> int:
     return 2048
 
 
+def train_bytes(loaded) -> int:
+    """The training window in bytes (what `flops_per_byte` takes): the run directory's recipe
+    (`config.yaml`, data.seq_len), else `train_length` in bytes (a baseline's tokens times its
+    configured bytes per token)."""
+    recipe = Path(str(loaded.path)) / "config.yaml"
+    if recipe.is_file():
+        import yaml
+
+        data = (yaml.safe_load(recipe.read_text()) or {}).get("data") or {}
+        if isinstance(data.get("seq_len"), int) and data["seq_len"] > 0:
+            return data["seq_len"]
+    if is_byte_model(loaded):
+        return train_length(loaded)
+    return round(train_length(loaded) * loaded.config.bytes_per_token)
+
+
 def harness_max_length(loaded) -> int:
     """Longest id sequence one lm-eval request may use before its context is cut on the left.
 

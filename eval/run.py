@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from bytelm.errors import BytelmError
-from bytelm.eval.loading import harness_max_length, model_name, train_length
+from bytelm.eval.loading import harness_max_length, model_name, train_bytes, train_length
 from bytelm.eval.perturb import PERTURBATIONS
 from bytelm.run_dir import write_json_atomic
 
@@ -125,28 +125,19 @@ def _number(value):
 def model_info(loaded) -> dict:
     meta = loaded.meta or {}
     model = loaded.model
-    params = meta.get("params") or _call(model, "num_parameters")
-    flops = meta.get("flops_per_byte") or _call(model, "flops_per_byte", train_length(loaded))
     return {
         "name": model_name(loaded),
-        "kind": getattr(loaded.config, "kind", None) or meta.get("kind"),
+        "kind": model.config.kind,
         "path": str(loaded.path),
-        "params": params,
+        "params": meta.get("params") or model.num_parameters(),
         "params_non_embedding": meta.get("params_non_embedding")
-        or _call(model, "num_parameters", exclude_embeddings=True),
-        "flops_per_byte": flops,
+        or model.num_parameters(exclude_embeddings=True),
+        "flops_per_byte": meta.get("flops_per_byte") or model.flops_per_byte(train_bytes(loaded)),
         "bytes_seen": meta.get("bytes_seen"),
         "seed": meta.get("seed"),
         "train_length": train_length(loaded),
         "harness_max_length": harness_max_length(loaded),
     }
-
-
-def _call(model, name: str, *args, **kwargs):
-    try:
-        return getattr(model, name)(*args, **kwargs)
-    except Exception:  # a stand-in model without the method: the field stays unknown
-        return None
 
 
 def hellaswag_robustness(tasks: dict, clean: dict | None) -> dict:

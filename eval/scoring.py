@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from bytelm.errors import BytelmError
+from bytelm.generation import Decoder, Sampling, Vocabulary
 
 BYTE_BOS = 256  # ByteCodec's BOS id (bytes are 0..255, specials sit above)
 
@@ -39,15 +40,6 @@ def prefix_id(codec) -> int:
     if getattr(codec, "kind", "bytes") == "bytes":
         return BYTE_BOS
     raise BytelmError("the tokenizer has no BOS id to condition an empty context on")
-
-
-def model_logits(model, ids: torch.Tensor) -> torch.Tensor:
-    """Call a bytelm model and return its logits [B, T, V] (ModelOutput, tuple or tensor)."""
-    out = model(ids)
-    logits = getattr(out, "logits", out)
-    if isinstance(logits, tuple | list):
-        logits = logits[0]
-    return logits
 
 
 @dataclass(frozen=True)
@@ -79,7 +71,7 @@ def rolling_windows(n: int, max_length: int, context: int) -> Iterator[Window]:
 class Scorer:
     """Batched exact log-likelihoods for a model and its codec.
 
-    model: a bytelm model (`forward(ids [B, T]) -> ModelOutput(logits [B, T, V], aux)`).
+    model: a bytelm model (`bytelm.models.contract.LanguageModel`: forward, prefill, step).
     codec: ByteCodec or BpeTokenizer (`encode`, `decode`, `kind`).
     max_length: the most ids one forward pass sees (longer requests are windowed or truncated).
     token_budget: padded ids per forward pass (batch size x longest sequence).
@@ -102,9 +94,10 @@ class Scorer:
         self.max_length = int(max_length)
         self.token_budget = int(token_budget)
         self.max_batch = int(max_batch)
-        self.device = torch.device(device) if device is not None else _model_device(model)
+        self.device = torch.device(device) if device is not None else next(model.parameters()).device
         self.truncated = 0  # requests whose context was cut on the left to fit max_length
         self.share_min = share_min
+        self._decoder: Decoder | None = None  # built on first use (the vocabulary table)
 
     # ---------------------------------------------------------------- encoding
     def encode(self, text: str | bytes) -> list[int]:
@@ -173,19 +166,18 @@ class Scorer:
         """Score requests that share a long context through prefill + steps; return the rest.
 
         Several choices after one long context (recall prompts of 16 KB) would otherwise cost
-        a full forward pass each. With incremental decoding the context is prefilled once, and
-        each continuation is stepped from a copy of that state. Used only for contexts of at
+        a full forward pass each. Here the context is prefilled once, and each continuation is
+        fed after a copy of that state. Used only for contexts of at
         least `share_min` ids followed by continuations at most 1/8 as long.
         """
         groups: dict[tuple[int, ...], list[int]] = {}
         for i, (ids, n) in enumerate(items):
             if n:
                 groups.setdefault(tuple(ids[:-n]), []).append(i)
-        incremental = hasattr(self.model, "prefill") and hasattr(self.model, "step")
         pending = []
         for ctx, members in groups.items():
             longest = max(items[i][1] for i in members)
-            if incremental and len(members) > 1 and len(ctx) >= max(self.share_min, 8 * longest):
+            if len(members) > 1 and len(ctx) >= max(self.share_min, 8 * longest):
                 for i, score in zip(
                     members,
                     self._score_after(list(ctx), [items[i][0][len(ctx) :] for i in members]),
@@ -204,7 +196,7 @@ class Scorer:
         logits, state = self.model.prefill(
             torch.tensor([ctx], dtype=torch.long, device=self.device)
         )
-        first = _last(logits)  # [1, V]
+        first = logits[:, -1]  # [1, V]
         out = []
         for cont in conts:
             rows = [first]
@@ -264,7 +256,7 @@ class Scorer:
         inputs = torch.zeros(len(rows), width, dtype=torch.long)  # [B, T] right-padded
         for b, r in enumerate(rows):
             inputs[b, : len(r) - 1] = torch.tensor(r[:-1], dtype=torch.long)
-        logits = model_logits(self.model, inputs.to(self.device))  # [B, T, V]
+        logits = self.model(inputs.to(self.device)).logits  # [B, T, V]
         out = []
         for b, r in enumerate(rows):
             pos = torch.arange(firsts[b] - 1, len(r) - 1, device=logits.device)
@@ -276,62 +268,20 @@ class Scorer:
         return out
 
     # ---------------------------------------------------------------- generation
-    @torch.no_grad()
     def greedy(self, context: str, until: Sequence[str], max_new: int) -> str:
-        """Greedy continuation of `context`, cut before the first stop string."""
+        """Greedy continuation of `context` (at most `max_new` ids), cut before the first stop
+        string; decoded by `bytelm.generation`, the decoder `bytelm generate` uses."""
         ids = self.encode(context) if context else [prefix_id(self.codec)]
         if len(ids) > self.max_length - max_new:
             ids = ids[-max(1, self.max_length - max_new) :]
             self.truncated += 1
+        if self._decoder is None:
+            vocab = Vocabulary.of_codec(self.codec, self.model.config.vocab_size)
+            self._decoder = Decoder(self.model, vocab)
         stops = [s.encode("utf-8") for s in until if s]
-        produced: list[int] = []
-        for next_id in self._greedy_ids(ids, max_new):
-            produced.append(next_id)
-            text = self._decode(produced)
-            cut = _first_stop(text, stops)
-            if cut is not None:
-                return text[:cut].decode("utf-8", errors="replace")
-        return self._decode(produced).decode("utf-8", errors="replace")
-
-    def _decode(self, ids: list[int]) -> bytes:
-        out = self.codec.decode(ids)
-        return out if isinstance(out, bytes) else out.encode("utf-8")
-
-    def _greedy_ids(self, ids: list[int], max_new: int) -> Iterator[int]:
-        """Next ids of greedy decoding: the model's incremental decoding when it has one."""
-        prompt = torch.tensor([ids], dtype=torch.long, device=self.device)  # [1, T]
-        if hasattr(self.model, "prefill") and hasattr(self.model, "step"):
-            logits, state = self.model.prefill(prompt)
-            for i in range(max_new):
-                nxt = _last(logits).float().argmax(-1)  # [1]
-                yield int(nxt[0])
-                if i + 1 < max_new:
-                    logits, state = self.model.step(nxt, state)
-            return
-        seq = prompt
-        for _ in range(max_new):
-            logits = model_logits(self.model, seq[:, -self.max_length :])  # [1, T, V]
-            nxt = logits[0, -1].float().argmax()
-            yield int(nxt)
-            seq = torch.cat([seq, nxt.view(1, 1)], dim=1)
-
-
-def _last(logits: torch.Tensor) -> torch.Tensor:
-    """Last-position logits [B, V] from prefill/step output ([B, T, V] or already [B, V])."""
-    return logits[:, -1] if logits.dim() == 3 else logits
-
-
-def _first_stop(text: bytes, stops: list[bytes]) -> int | None:
-    hits = [text.find(s) for s in stops]
-    hits = [h for h in hits if h >= 0]
-    return min(hits) if hits else None
-
-
-def _model_device(model) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except (StopIteration, AttributeError):
-        return torch.device("cpu")
+        sampling = Sampling(max_bytes=None, max_ids=max_new, temperature=0.0, stops=stops)
+        (out,) = self._decoder.generate([ids], sampling)
+        return out.decode("utf-8", errors="replace")
 
 
 def bits_per_byte(nll_nats: float, n_bytes: int) -> float:

@@ -92,7 +92,7 @@ def test_release_folder_layout_and_card(released: dict) -> None:
     assert card.startswith("---\nlibrary_name: bytelm\n")
     for needle in (
         f"| parameters | {model.num_parameters():,} |",
-        f"| parameters without embeddings | {model.num_parameters(exclude_embeddings=True):,} |",
+        f"| parameters without the input embedding | {model.num_parameters(exclude_embeddings=True):,} |",
         "| bytes seen | 3,145,728 |",
         "| hardware | 2-core CPU |",
         "### bpb",

@@ -41,11 +41,7 @@ def _meta_model(recipe: dict):
 
 
 def _flops_per_byte(recipe: dict) -> float:
-    model = _meta_model(recipe)
-    seq_len = recipe["data"]["seq_len"]
-    if model.config.kind == "baseline":
-        seq_len = round(seq_len / model.config.bytes_per_token)
-    return model.flops_per_byte(seq_len)
+    return _meta_model(recipe).flops_per_byte(recipe["data"]["seq_len"])
 
 
 class _ParseOnly(_BytelmCLI):

@@ -1,12 +1,16 @@
 """`bytelm bench generate`: decode speed and memory against context length, hybrid vs baseline.
 
 For each model of a pair and each context length (in bytes), the benchmark builds the decoding
-state for that context by prefilling it in pieces, then times a fixed number of greedy `step`
-calls. It reports decode bytes/s (the baseline's tokens/s times its bytes per token), the size
-of the decoding state, and the peak memory of the decode phase: `max_memory_allocated` on a GPU;
-on a CPU, which has no allocator peak counter, the weights plus the state plus the Python-level
-peak seen by tracemalloc. The hybrid's state is bounded (SSM states and sliding windows), so its
-memory must stay flat as the context grows; the baseline's KV cache grows linearly.
+state for that context by prefilling it in pieces, then times a fixed number of greedy steps
+through `bytelm.generation.decode`, the loop every decoder of bytelm runs (`--compile`: with a
+`torch.compile`d step, compiled during untimed warm-up steps). It reports decode bytes/s (the
+baseline's tokens/s times its bytes per token), the ratio hybrid / baseline per context, the
+size of the decoding state, and the peak memory of the decode phase: `max_memory_allocated` on a
+GPU; on a CPU, which has no allocator peak counter, the weights plus the state plus the
+Python-level peak seen by tracemalloc over a second, untimed decode (tracing slows Python down,
+so it never runs while the clock does). The hybrid's state is bounded (SSM states and sliding
+windows), so its memory must stay flat as the context grows; the baseline's KV cache grows
+linearly.
 
 Models are random-initialised at the sizes of the pair's recipes (`recipes/<pair>_*.yaml`),
 or loaded from trained run dirs / release folders with `--runs`. Writes JSON and a PNG plot and
@@ -15,7 +19,6 @@ prints a table; it is a benchmark, not a test.
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import os
@@ -31,7 +34,8 @@ from torch import nn
 
 from bytelm.commands.arguments import ArgumentParser, positive_int
 from bytelm.errors import BytelmError
-from bytelm.layers.state import tree_nbytes
+from bytelm.generation import compiled_step, decode
+from bytelm.layers.state import tree_map, tree_nbytes
 
 DEFAULT_CONTEXTS = "1K,4K,16K,64K"
 MiB = 1 << 20
@@ -103,23 +107,11 @@ def run_models(paths: list[str], device: torch.device) -> dict[str, nn.Module]:
 
 def bytes_per_id(model: nn.Module) -> float:
     """Bytes one model id covers: 1 for the byte model, bytes_per_token for the baseline."""
-    return (
-        float(getattr(model.config, "bytes_per_token", 1.0))
-        if model.config.kind == "baseline"
-        else 1.0
-    )
+    return float(model.config.bytes_per_token) if model.config.kind == "baseline" else 1.0
 
 
-def _allocate(model: nn.Module, max_len: int) -> Any:
-    """A batch-1 state; a growing cache is sized for `max_len` ids when the model asks for it."""
-    if "max_len" in inspect.signature(model.allocate_state).parameters:
-        return model.allocate_state(1, max_len=max_len)
-    return model.allocate_state(1)
-
-
-def last_logits(logits: torch.Tensor) -> torch.Tensor:
-    """The last position's logits [B, V], whether prefill returned [B, T, V] or [B, V]."""
-    return logits[:, -1] if logits.dim() == 3 else logits
+def _greedy(logits: torch.Tensor) -> torch.Tensor:
+    return logits.argmax(-1)  # [B]
 
 
 def _sync(device: torch.device) -> None:
@@ -128,7 +120,13 @@ def _sync(device: torch.device) -> None:
 
 
 def measure(
-    model: nn.Module, context: int, steps: int, piece: int, device: torch.device, seed: int
+    model: nn.Module,
+    context: int,
+    steps: int,
+    piece: int,
+    device: torch.device,
+    seed: int,
+    compile_step: bool = False,
 ) -> dict[str, Any]:
     """Prefill `context` bytes' worth of ids in pieces, then time `steps` greedy steps."""
     per_id = bytes_per_id(model)
@@ -138,35 +136,40 @@ def measure(
     low = 32 if model.config.kind == "hybrid" else 0  # printable bytes for the byte model
     ids = torch.randint(low, min(vocab, 127) if low else vocab, (1, n_ids), generator=gen)
     ids = ids.to(device)  # [1, n_ids]
-    warmup = 2
+    warmup = 4 if compile_step else 2  # a compiled step settles its graphs in the first calls
+    step = compiled_step(model) if compile_step else model.step
     with torch.inference_mode():
-        state = _allocate(model, n_ids + steps + warmup)
+        state = model.allocate_state(1, max_len=n_ids + 2 * steps + warmup + 2)
         started = time.perf_counter()
         for start in range(0, n_ids, piece):
             logits, state = model.prefill(ids[:, start : start + piece], state)
-        logits = last_logits(logits)  # [1, V]
+        logits = logits[:, -1]  # [1, V]
         _sync(device)
         prefill_s = time.perf_counter() - started
-        for _ in range(warmup):
-            logits, state = model.step(logits.argmax(-1), state)
+        new, state = decode(step, logits, state, warmup + 1, _greedy)
+        logits, state = step(new[:, -1], state)
         state_bytes = tree_nbytes(state)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        tracemalloc.start()
         _sync(device)
         started = time.perf_counter()
-        for _ in range(steps):
-            logits, state = model.step(logits.argmax(-1), state)  # [1, V]
+        new, state = decode(step, logits, state, steps + 1, _greedy)  # `steps` model steps
         _sync(device)
         decode_s = time.perf_counter() - started
-        _, python_peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        logits, state = step(new[:, -1], state)
+        python_peak = 0
+        if device.type != "cuda":
+            traced = tree_map(torch.clone, state)  # leave the timed state as it was
+            tracemalloc.start()
+            decode(step, logits, traced, steps + 1, _greedy)
+            _, python_peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device)
     else:
         weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
         peak = weights + tree_nbytes(state) + python_peak
-    trained = getattr(model.config, "max_seq_len", None)
+    trained = model.max_context
     return {
         "context_bytes": context,
         "context_ids": n_ids,
@@ -187,6 +190,7 @@ def run_bench(
     piece: int,
     device: torch.device,
     seed: int,
+    compile_step: bool = False,
 ) -> dict[str, Any]:
     """Every model at every context; one result row per (model, context)."""
     results = []
@@ -194,15 +198,16 @@ def run_bench(
         model = models[kind].to(device).eval()
         for context in contexts:
             print(f"bench generate: {kind} at {context} bytes ...", file=sys.stderr, flush=True)
-            row = measure(
-                model, context, steps, max(1, math.ceil(piece / bytes_per_id(model))), device, seed
-            )
+            pieces = max(1, math.ceil(piece / bytes_per_id(model)))
+            row = measure(model, context, steps, pieces, device, seed, compile_step)
             results.append({"kind": kind, **row})
     hybrid_state = [r["state_bytes"] for r in results if r["kind"] == "hybrid"]
+    speed = {(r["kind"], r["context_bytes"]): r["bytes_per_s"] for r in results}
     return {
         "device": str(device),
         "threads": torch.get_num_threads(),
         "steps": steps,
+        "compiled_step": compile_step,
         "models": {
             kind: {
                 "params": int(m.num_parameters()),
@@ -212,19 +217,23 @@ def run_bench(
             for kind, m in models.items()
         },
         "results": results,
+        "ratio_by_context": {
+            str(c): speed["hybrid", c] / speed["baseline", c] for c in sorted(set(contexts))
+        },
         "hybrid_state_flat": max(hybrid_state) == min(hybrid_state),
     }
 
 
 def format_table(report: dict[str, Any]) -> str:
-    """A side-by-side markdown table: one row per context, hybrid then baseline."""
+    """A side-by-side markdown table: one row per context, hybrid then baseline, then the ratio
+    of their bytes/s."""
     by = {(r["kind"], r["context_bytes"]): r for r in report["results"]}
     contexts = sorted({r["context_bytes"] for r in report["results"]})
     head = (
         "| context | hybrid bytes/s | hybrid state MiB | hybrid peak MiB "
-        "| baseline bytes/s | baseline state MiB | baseline peak MiB |"
+        "| baseline bytes/s | baseline state MiB | baseline peak MiB | hybrid / baseline |"
     )
-    lines = [head, "|---:" * 7 + "|"]
+    lines = [head, "|---:" * 8 + "|"]
     for c in contexts:
         cells = [_context_name(c)]
         for kind in ("hybrid", "baseline"):
@@ -234,6 +243,7 @@ def format_table(report: dict[str, Any]) -> str:
                 f"{r['state_bytes'] / MiB:.3f}",
                 f"{r['peak_bytes'] / MiB:.2f}",
             ]
+        cells.append(f"{report['ratio_by_context'][str(c)]:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -306,6 +316,11 @@ def build_parser() -> ArgumentParser:
         default=4096,
         help="bytes prefilled per call when building the context (default 4096)",
     )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="decode with a torch.compile'd step (compiled during warm-up, not timed)",
+    )
     parser.add_argument("--recipes", default=None, help="recipe folder (default: ./recipes)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if any)")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and context")
@@ -333,16 +348,17 @@ def main(argv: list[str]) -> int:
         models, source = run_models(args.runs, device), "trained: " + ", ".join(args.runs)
     else:
         models, source = recipe_models(args.pair, _recipes_folder(args.recipes)), "random init"
-    report = run_bench(models, contexts, args.steps, args.piece, device, args.seed)
+    report = run_bench(models, contexts, args.steps, args.piece, device, args.seed, args.compile)
     report = {"pair": args.pair, "source": source, **report}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"generate_{args.pair}_{device.type}"
+    stem = f"generate_{args.pair}_{device.type}" + ("_compiled" if args.compile else "")
     tmp = out / f".{stem}.json.tmp"
     tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, out / f"{stem}.json")
     plot(report, out / f"{stem}.png")
-    print(f"bench generate: pair {args.pair} ({source}) on {device}, {args.steps} steps")
+    mode = "compiled" if args.compile else "eager"
+    print(f"bench generate: pair {args.pair} ({source}) on {device}, {args.steps} {mode} steps")
     print(format_table(report))
     flat = "flat" if report["hybrid_state_flat"] else "NOT flat"
     print(f"hybrid decode state is {flat} across contexts; wrote {out / stem}.json and .png")

@@ -1,24 +1,15 @@
 """Models: `build_model(cfg)` turns a config into an nn.Module whose forward returns `ModelOutput`.
 
 `HybridLM` (bytelm.models.hybrid) for a `ModelConfig`; the tokenized baseline
-(`bytelm.models.baseline.BaselineLM`) for a `BaselineConfig`. Both are imported on demand.
+(`bytelm.models.baseline.BaselineLM`) for a `BaselineConfig`. Both are imported on demand and
+both answer `LanguageModel` (bytelm.models.contract), the one contract every consumer uses.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
-import torch
 from torch import nn
 
-
-@dataclass
-class ModelOutput:
-    """logits [B, T, V] and the model's auxiliary outputs (empty for the baseline)."""
-
-    logits: torch.Tensor
-    aux: dict[str, Any] = field(default_factory=dict)
+from bytelm.models.contract import LanguageModel, ModelOutput
 
 
 def build_model(cfg) -> nn.Module:
@@ -36,4 +27,4 @@ def build_model(cfg) -> nn.Module:
     raise TypeError(f"build_model needs a ModelConfig or BaselineConfig, got {type(cfg).__name__}")
 
 
-__all__ = ["ModelOutput", "build_model"]
+__all__ = ["LanguageModel", "ModelOutput", "build_model"]

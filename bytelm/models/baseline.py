@@ -5,20 +5,20 @@ Design choices, kept as plain as the comparison needs:
   through `scaled_dot_product_attention`, SwiGLU MLP, untied input and output embeddings;
 - no biases, no dropout, so a run is a pure function of its seed and data order;
 - a KV cache (`BaselineState`) for decoding; `prefill` then `step` give the same next-token
-  distribution as `forward`, and `generate` is the shared `bytelm.generation.sample_stream`;
-- `flops_per_byte(seq_len)` is `bytelm.models.flops.baseline_flops_per_byte`: forward + backward
-  FLOPs per token (3x the forward matmuls, causal attention at its mean context) divided by
-  `config.bytes_per_token`, counted like the hybrid so that recipe pairs compare like with like.
+  distribution as `forward`; decoding itself is `bytelm.generation`, shared with the hybrid;
+- `flops_per_byte(seq_len_bytes)` is `bytelm.models.flops.baseline_flops_per_byte`: forward +
+  backward FLOPs per token (3x the forward matmuls, causal attention at its mean context) at
+  windows of `seq_len_bytes / config.bytes_per_token` tokens, divided by the bytes per token,
+  counted like the hybrid so that recipe pairs compare like with like.
 
-It exposes the same surface as the hybrid byte model: `forward(ids) -> ModelOutput(logits, aux={})`,
-`allocate_state`, `prefill`, `step`, `generate`, `flops_per_byte`, `num_parameters`,
-`optimizer_groups`.
+It answers the contract of both model kinds (`bytelm.models.contract.LanguageModel`):
+`forward(ids) -> ModelOutput(logits, aux={})`, `allocate_state`, `prefill`, `step`,
+`flops_per_byte`, `num_parameters`, `optimizer_groups`, `max_context`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -144,14 +144,21 @@ class BaselineLM(nn.Module):
 
     # ---- inference -------------------------------------------------------------------------
 
+    @property
+    def max_context(self) -> int:
+        """Tokens one sequence may hold: the RoPE training length `max_seq_len`."""
+        return self.config.max_seq_len
+
     def allocate_state(
         self,
         batch_size: int,
+        *,
         max_len: int | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> BaselineState:
-        """An empty KV cache for `batch_size` sequences of up to `max_len` (default max_seq_len)."""
+        """An empty KV cache for `batch_size` sequences of up to `max_len` tokens (default
+        max_seq_len; a larger one decodes past the trained length)."""
         ref = self.head.weight
         shape = (
             batch_size,
@@ -181,28 +188,23 @@ class BaselineLM(nn.Module):
         logits, state = self.prefill(ids_t[:, None], state)
         return logits[:, 0], state
 
-    def generate(self, ids: torch.Tensor, max_new: int, **sampling) -> Iterator[torch.Tensor]:
-        """Stream `max_new` new ids `[B]` after the prompt `ids [B, T]` (see sample_stream)."""
-        from bytelm.generation import sample_stream
-
-        return sample_stream(self, ids, max_new, **sampling)
-
     # ---- accounting ------------------------------------------------------------------------
 
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
-        """Parameter count; without the input embedding and output head when asked."""
+        """Parameter count; without the input embedding table when asked (the head stays)."""
         n = sum(p.numel() for p in self.parameters())
-        if exclude_embeddings:
-            n -= self.embed.weight.numel() + self.head.weight.numel()
-        return n
+        return n - self.embed.weight.numel() if exclude_embeddings else n
 
-    def flops_per_byte(self, seq_len: int, compression: float | None = None) -> float:
-        """Training FLOPs per byte at windows of `seq_len` tokens (bytelm.models.flops);
-        `compression` (bytes per token actually seen) replaces `config.bytes_per_token`."""
+    def flops_per_byte(self, seq_len_bytes: int, compression: float | None = None) -> float:
+        """Training FLOPs per byte at windows of `seq_len_bytes` bytes (bytelm.models.flops).
+
+        The windows hold `round(seq_len_bytes / config.bytes_per_token)` tokens, as the data
+        module cuts them; `compression` (bytes per token actually seen) replaces
+        `config.bytes_per_token` in the per-byte division.
+        """
         from bytelm.models.flops import baseline_flops_per_byte
 
-        per_byte = baseline_flops_per_byte(self.config, seq_len)
-        return per_byte if compression is None else per_byte * self.config.bytes_per_token / compression
+        return baseline_flops_per_byte(self.config, seq_len_bytes, compression)
 
     def optimizer_groups(self, weight_decay: float, lr: float) -> list[dict]:
         """AdamW groups: matrices decay, norms gains and embeddings do not."""

@@ -155,19 +155,31 @@ def hybrid_flops_per_byte(cfg: ModelConfig, seq_len: int, compression: list[floa
     return sum(hybrid_flops_breakdown(cfg, seq_len, compression).values())
 
 
-def baseline_flops_per_byte(cfg: BaselineConfig, seq_len: int) -> float:
-    """Forward + backward FLOPs per byte of the tokenized baseline at `seq_len` tokens."""
+def baseline_window_tokens(cfg: BaselineConfig, seq_len_bytes: int) -> int:
+    """Tokens in a training window of `seq_len_bytes` bytes, as the data module cuts it."""
+    return max(2, round(seq_len_bytes / cfg.bytes_per_token))
+
+
+def baseline_flops_per_byte(
+    cfg: BaselineConfig, seq_len_bytes: int, compression: float | None = None
+) -> float:
+    """Forward + backward FLOPs per byte of the tokenized baseline at windows of `seq_len_bytes`
+    bytes (`baseline_window_tokens` tokens); per-token FLOPs divided by `compression` (bytes per
+    token actually seen), by default `cfg.bytes_per_token`."""
     d, dh = cfg.d_model, cfg.d_model // cfg.n_heads
+    tokens = baseline_window_tokens(cfg, seq_len_bytes)
     per_layer = (
         2 * d * (cfg.n_heads + 2 * cfg.n_kv_heads) * dh + 2 * cfg.n_heads * dh * d
-        + 6 * d * cfg.d_intermediate + 4 * cfg.n_heads * dh * mean_keys(seq_len, None)
+        + 6 * d * cfg.d_intermediate + 4 * cfg.n_heads * dh * mean_keys(tokens, None)
     )
     per_token = cfg.n_layers * per_layer + 2 * d * cfg.vocab_size
-    return 3 * per_token / cfg.bytes_per_token
+    return 3 * per_token / (cfg.bytes_per_token if compression is None else compression)
 
 
-def flops_per_byte(cfg: ModelConfig | BaselineConfig, seq_len: int, compression: list[float] | None = None) -> float:
-    """Dispatch on the config kind (seq_len in bytes for the hybrid, tokens for the baseline)."""
+def flops_per_byte(
+    cfg: ModelConfig | BaselineConfig, seq_len_bytes: int, compression=None
+) -> float:
+    """Dispatch on the config kind; `seq_len_bytes` is in bytes for both kinds."""
     if isinstance(cfg, BaselineConfig):
-        return baseline_flops_per_byte(cfg, seq_len)
-    return hybrid_flops_per_byte(cfg, seq_len, compression)
+        return baseline_flops_per_byte(cfg, seq_len_bytes, compression)
+    return hybrid_flops_per_byte(cfg, seq_len_bytes, compression)

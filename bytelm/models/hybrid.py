@@ -22,6 +22,7 @@ Design choices:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -257,19 +258,34 @@ class HybridLM(nn.Module):
             for (mult, decay), params in sorted(groups.items())
         ]
 
+    @property
+    def max_context(self) -> int | None:
+        """No context limit: the decoding state does not grow with the bytes seen."""
+        return None
+
     def num_parameters(self, exclude_embeddings: bool = False) -> int:
         """Parameter count; without the byte embedding table when asked (the head stays)."""
         total = sum(p.numel() for p in self.parameters())
         return total - self.embedding.weight.numel() if exclude_embeddings else total
 
-    def flops_per_byte(self, seq_len: int, compression: list[float] | None = None) -> float:
-        """Analytic forward + backward FLOPs per byte (see bytelm.models.flops)."""
+    def flops_per_byte(self, seq_len_bytes: int, compression: Sequence[float] | None = None) -> float:
+        """Analytic forward + backward FLOPs per byte at windows of `seq_len_bytes` bytes;
+        `compression`: bytes per chunk at each stage (default the config's targets); see
+        bytelm.models.flops."""
         from bytelm.models.flops import hybrid_flops_per_byte
 
-        return hybrid_flops_per_byte(self.config, seq_len, compression)
+        return hybrid_flops_per_byte(self.config, seq_len_bytes, compression)
 
-    def allocate_state(self, batch_size: int, device=None, dtype=None) -> Any:
-        """The zero decoding state for `batch_size` rows (the state before any byte)."""
+    def allocate_state(
+        self,
+        batch_size: int,
+        *,
+        max_len: int | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> Any:
+        """The zero decoding state for `batch_size` rows (the state before any byte); its size
+        does not depend on the context, so `max_len` is ignored."""
         device = device or self.head.weight.device
         dtype = dtype or self.head.weight.dtype
         return self.backbone.allocate_state(batch_size, device, dtype)
@@ -302,9 +318,3 @@ class HybridLM(nn.Module):
         x = self.embedding(ids)  # [B, D]
         y, state = self.backbone.step_level(x, ids, state)
         return self.head(y), state
-
-    def generate(self, ids: torch.Tensor, max_new_bytes: int, **kwargs) -> list[bytes]:
-        """New bytes per row; see `bytelm.generation.generate` for the options."""
-        from bytelm.generation import generate
-
-        return generate(self, ids, max_new_bytes, **kwargs)

@@ -74,7 +74,8 @@ class StepRunner:
         self.opt_args = OptimizerArgs(**recipe["model"].get("optimizer", {}))
         self.opt, _ = build_optimizer(self.model, self.opt_args, ScheduleArgs(warmup_steps=0), 10**6)
         self.windows, self.seq_len = _windows(recipe, self.cfg)
-        self.nbytes = recipe["data"]["batch_size"] * recipe["data"]["seq_len"]
+        self.window_bytes = recipe["data"]["seq_len"]
+        self.nbytes = recipe["data"]["batch_size"] * self.window_bytes
         self.steps_done = 0
 
     def _step(self) -> None:
@@ -125,7 +126,7 @@ class StepRunner:
             "compiled": self.compiled,
             "peak_memory_mb": peak_mb,
             "peak_memory_kind": "cuda max allocated" if self.device == "cuda" else "process peak RSS",
-            "flops_per_byte": self.model.flops_per_byte(self.seq_len),
+            "flops_per_byte": self.model.flops_per_byte(self.window_bytes),
         }
 
 

@@ -272,7 +272,7 @@ def main(argv: list[str]) -> int:
             return 0
     dm.model_config = module.model_config
     dm.setup("fit")
-    fpb = module.model.flops_per_byte(dm.model_seq_len)
+    fpb = module.model.flops_per_byte(dm.seq_len)
     bytes_per_step = dm.bytes_per_batch() * trainer.world_size
     files: dict[str, str | bytes] = {
         CONFIG_YAML: cli.parser.dump(cli.config, skip_none=False),
@@ -330,9 +330,10 @@ def _write_summary(
     model = module.model
     if module.kind == "baseline":
         tokens = module.batches_seen * dm.batch_size * dm.model_seq_len * trainer.world_size
-        actual = model.flops_per_byte(dm.model_seq_len, module.bytes_seen / max(tokens, 1))
+        compression = module.bytes_seen / max(tokens, 1)  # bytes per token
     else:
-        actual = model.flops_per_byte(dm.model_seq_len, module.mean_compression())
+        compression = module.mean_compression()  # bytes per chunk at each stage
+    actual = model.flops_per_byte(dm.seq_len, compression)
     on_gpu = trainer.accelerator.__class__.__name__.startswith("CUDA")
     peak = peak_flops(on_gpu, str(trainer.precision))
     wall_s = clock.wall_s or clock.elapsed()

@@ -36,7 +36,7 @@ def start_lines(
     """The lines printed before training: parameters, FLOPs per byte, bytes to be seen."""
     return [
         f"model: {model.config.kind}, {model.num_parameters():,} parameters "
-        f"({model.num_parameters(exclude_embeddings=True):,} without embeddings)",
+        f"({model.num_parameters(exclude_embeddings=True):,} without the input embedding)",
         f"FLOPs per byte (forward+backward, at the configured compression): {flops_per_byte:.4g}",
         f"bytes to see: {bytes_total:,} ({bytes_per_step:,} per step), "
         f"training FLOPs about {flops_per_byte * bytes_total:.3g}",

@@ -61,8 +61,12 @@ def test_bench_generate_tiny_pair(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert rows["baseline", 160]["state_bytes"] > 3 * rows["baseline", 40]["state_bytes"]
     assert rows["baseline", 160]["context_ids"] == 64  # 160 bytes at 2.5 bytes per token
     assert all(r["bytes_per_s"] > 0 for r in report["results"])
+    for c in (40, 160):
+        ratio = rows["hybrid", c]["bytes_per_s"] / rows["baseline", c]["bytes_per_s"]
+        assert report["ratio_by_context"][str(c)] == pytest.approx(ratio)
     out = capsys.readouterr().out
     assert "| context | hybrid bytes/s |" in out and "hybrid decode state is flat" in out
+    assert f"| {report['ratio_by_context']['160']:.2f} |" in out
 
 
 def test_bench_generate_bad_contexts_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

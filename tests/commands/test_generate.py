@@ -1,4 +1,5 @@
-"""`bytelm generate`: reproducible sampling, greedy = argmax of `step`, streaming text edges."""
+"""`bytelm generate`: reproducible sampling, greedy = argmax of `step` for releases of both kinds,
+batches, prompt files, flags. (The decoder's own edges: tests/test_generation.py.)"""
 
 from __future__ import annotations
 
@@ -11,15 +12,13 @@ from release_fixtures import tiny_model, train_tokenizer, write_run_dir
 
 from bytelm import cli
 from bytelm.checkpoint import load_model, save_release
-from bytelm.commands.bench_generate import last_logits
 from bytelm.commands.generate import (
-    Completion,
     OrderedPrinter,
-    Sampling,
     build_parser,
-    generate,
+    decoder_for,
     sampling_from_args,
 )
+from bytelm.generation import Sampling
 
 KINDS = ["hybrid", "baseline"]
 
@@ -43,7 +42,7 @@ def _argmax_decode(loaded, prompt: bytes, max_bytes: int) -> bytes:
     out = b""
     with torch.no_grad():
         logits, state = model.prefill(ids)
-        logits = last_logits(logits)  # [1, V]
+        logits = logits[:, -1]  # [1, V]
         while len(out) < max_bytes:
             token = logits.argmax(-1)  # [1]
             if token.item() == codec.eos_id:
@@ -57,7 +56,8 @@ def _argmax_decode(loaded, prompt: bytes, max_bytes: int) -> bytes:
 def test_greedy_generation_is_argmax_of_step(releases: dict[str, Path], kind: str) -> None:
     loaded = load_model(releases[kind])
     prompt = "Café au lait, s'il vous plaît. ".encode()
-    got = generate(loaded, [prompt], Sampling(max_bytes=24, temperature=0.0))
+    greedy = Sampling(max_bytes=24, temperature=0.0)
+    got = decoder_for(loaded).generate([loaded.codec.encode(prompt)], greedy)
     assert got == [_argmax_decode(loaded, prompt, 24)]
     assert len(got[0]) > 0
 
@@ -66,8 +66,9 @@ def test_batch_of_prompts_equals_one_by_one(releases: dict[str, Path]) -> None:
     loaded = load_model(releases["hybrid"])
     prompts = [b"The quick brown fox", b"Pack my box with", b"The quick brown cat", b"x"]
     greedy = Sampling(max_bytes=16, temperature=0.0)
-    batch = generate(loaded, prompts, greedy)
-    assert batch == [generate(loaded, [p], greedy)[0] for p in prompts]
+    decoder = decoder_for(loaded)
+    batch = decoder.generate(prompts, greedy)
+    assert batch == [decoder.generate([p], greedy)[0] for p in prompts]
     assert batch[0] != batch[2]
 
 
@@ -126,8 +127,7 @@ def test_prompt_file_runs_as_a_batch_in_order(
     )
     assert code == 0
     loaded = load_model(releases["hybrid"])
-    expected = generate(
-        loaded,
+    expected = decoder_for(loaded).generate(
         [b"First prompt", b"A second, longer prompt", b"Third"],
         Sampling(max_bytes=12, temperature=0.0, stops=[b"\n"]),
     )
@@ -162,32 +162,6 @@ def test_bad_arguments_are_one_line(
 def test_stop_strings_take_backslash_escapes() -> None:
     args = build_parser().parse_args(["x", "--prompt", "a", "--stop", "\\n\\n", "--stop", "é"])
     assert sampling_from_args(args).stops == [b"\n\n", "é".encode()]
-
-
-def test_stop_string_split_across_steps_is_held_back() -> None:
-    done = Completion(100, [b"END"])
-    text = "".join(done.feed(c) for c in (b"ab E", b"N", b"x E", b"EN", b"D", b"more"))
-    assert text == "ab ENx E" and done.done and bytes(done.data) == b"ab ENx E"
-
-
-def test_multibyte_character_split_across_steps_prints_whole() -> None:
-    euro = "€".encode()  # 3 bytes
-    done = Completion(100)
-    assert [done.feed(euro[:1]), done.feed(euro[1:2]), done.feed(euro[2:] + b"!")] == ["", "", "€!"]
-
-
-def test_invalid_utf8_is_replaced_only_at_output() -> None:
-    done = Completion(100)
-    text = done.feed(b"\xffok\xe2\x82") + done.finish()
-    assert text == "\ufffdok\ufffd"
-    assert bytes(done.data) == b"\xffok\xe2\x82"
-
-
-def test_byte_budget_cuts_exactly() -> None:
-    done = Completion(5)
-    assert done.feed(b"ab\xe2\x82") == "ab" and not done.done
-    assert done.feed(b"\xac\xe2\x82") == "€" and done.done
-    assert bytes(done.data) == b"ab\xe2\x82\xac"
 
 
 def test_printer_streams_current_completion_and_holds_later_ones() -> None:

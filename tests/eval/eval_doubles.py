@@ -1,4 +1,7 @@
-"""Stand-in models with the bytelm model surface, for exact checks of the evaluation code.
+"""Stand-in models with the bytelm model contract, for exact checks of the evaluation code.
+
+`StandIn` answers `bytelm.models.contract.LanguageModel` for any `forward`: its decoding state
+is the ids fed so far, and `prefill`/`step` rerun the forward pass over all of them.
 
 - `UniformModel`: logits all zero, so every id has probability exactly 1/V.
 - `TrieModel`: knows a set of gold texts; wherever the bytes so far end with a prefix of one,
@@ -10,6 +13,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,22 +27,54 @@ BOOST = 1e4
 def loaded(model: nn.Module, codec=None, **meta) -> SimpleNamespace:
     """A LoadedModel-like bundle for a stand-in model."""
     return SimpleNamespace(
-        model=model, codec=codec or ByteCodec(), config={}, meta=meta, path="stand-in"
+        model=model, codec=codec or ByteCodec(), config=model.config, meta=meta, path="stand-in"
     )
 
 
-class UniformModel(nn.Module):
-    def __init__(self, vocab: int = VOCAB) -> None:
+class StandIn(nn.Module):
+    """The contract around a subclass's `forward`; `anchor` gives the model a device."""
+
+    def __init__(self, vocab: int) -> None:
         super().__init__()
         self.vocab = vocab
-        self.anchor = nn.Parameter(torch.zeros(()))  # gives the model a device
+        self.config = SimpleNamespace(kind="hybrid", vocab_size=vocab)
+        self.anchor = nn.Parameter(torch.zeros(()))
+
+    @property
+    def max_context(self) -> int | None:
+        return None
+
+    def allocate_state(self, batch_size: int, *, max_len=None, device=None, dtype=None) -> Any:
+        return torch.zeros(batch_size, 0, dtype=torch.long, device=device or self.anchor.device)
+
+    def prefill(self, ids: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, Any]:
+        seen = torch.cat([self.allocate_state(ids.shape[0]) if state is None else state, ids], 1)
+        return self(seen).logits[:, -ids.shape[1] :], seen
+
+    def step(self, ids: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
+        logits, state = self.prefill(ids[:, None], state)
+        return logits[:, 0], state
+
+    def flops_per_byte(self, seq_len_bytes: int, compression=None) -> float:
+        return 0.0
+
+    def num_parameters(self, exclude_embeddings: bool = False) -> int:
+        return 0
+
+    def optimizer_groups(self, weight_decay: float, lr: float) -> list[dict]:
+        return [{"params": list(self.parameters()), "lr": lr, "weight_decay": weight_decay}]
+
+
+class UniformModel(StandIn):
+    def __init__(self, vocab: int = VOCAB) -> None:
+        super().__init__(vocab)
 
     def forward(self, ids: torch.Tensor) -> SimpleNamespace:
         logits = torch.zeros(*ids.shape, self.vocab) + self.anchor  # [B, T, V]
         return SimpleNamespace(logits=logits, aux={})
 
 
-class TrieModel(nn.Module):
+class TrieModel(StandIn):
     """Oracle (sign=+1) or anti-oracle (sign=-1) over the UTF-8 bytes of `gold_texts`.
 
     A gold text may start anywhere in the input (few-shot prompts put other text first); the
@@ -50,10 +86,8 @@ class TrieModel(nn.Module):
     def __init__(
         self, gold_texts: list[str], sign: float = 1.0, vocab: int = VOCAB, boost: float = BOOST
     ) -> None:
-        super().__init__()
-        self.vocab = vocab
+        super().__init__(vocab)
         self.push = sign * boost
-        self.anchor = nn.Parameter(torch.zeros(()))
         self.root: dict = {}
         for text in gold_texts:
             node = self.root
