@@ -55,10 +55,10 @@ def run_grid(grid, out: Path, log=print) -> dict:
     results, trained, start = [], 0, time.perf_counter()
     for i, cell in enumerate(grid.cells, 1):
         path = cells_dir / f"{cell.id}.json"
-        spec = {**cell.spec(), "train": settings, "seed": grid.seed}
+        spec = {**cell.spec(), "seed": grid.seed}
         result = _stored(path, spec)
         if result is None:
-            result = {**train_cell(cell, grid.train, grid.seed, out / "work"), "spec": spec}
+            result = {**train_cell(cell, grid.seed, out / "work"), "spec": spec}
             write_json_atomic(path, result)
             trained += 1
             state = "trained"

@@ -5,18 +5,25 @@ every layout and d_model; `bytes_mqar` crosses its settings with the named byte 
 grid is validated before anything trains: an unknown layout letter (any letter the model
 config's layout parser accepts is taken), a task whose pairs do not fit its length, an empty
 grid, an unknown key, each is one `BytelmError` naming the place.
+
+A layout `*N` stands for one layout per letter the layout parser accepts (upper case, N blocks),
+so a grid covers every mixer of the alphabet as it stands when the grid runs. A task entry may
+override the grid's `train` settings and its `models` (layouts, d_model), so a grid can be
+sparse: the whole mixer x width cross where it is cheap, fewer cells at long lengths.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bytelm.config import BaselineConfig, ConfigError, ModelConfig, config_from_dict
+from bytelm.config import BaselineConfig, ConfigError, ModelConfig, config_from_dict, parse_network
 from bytelm.errors import BytelmError
 from bytelm.synth.bytes_task import BytesMqar
 from bytelm.synth.tasks import TOKEN_TASKS
@@ -26,6 +33,8 @@ TRAIN_KEYS = {"steps", "batch_size", "lr", "weight_decay", "warmup", "eval_examp
 TOP_KEYS = {"name", "seed", "train", "models", "tasks", "byte_models", "quick"}
 MODEL_KEYS = {"layouts", "d_model", "mlp_ratio", "n_heads", "window", "sinks", "ssm"}
 TASK_LIST_KEYS = {"pairs", "seq_len", "tokens", "key_len", "value_len"}
+TASK_KEYS = {"task", "vocab_size", "eval_scales", "train_pairs", "train", "models"} | TASK_LIST_KEYS
+EVERY_LETTER = "*"  # a layout "*N": one layout per letter the layout parser accepts, N blocks each
 
 
 @dataclass
@@ -51,6 +60,7 @@ class Cell:
     model_config: ModelConfig | BaselineConfig
     d_model: int
     eval_scales: list[int]
+    train: TrainSettings = field(default_factory=TrainSettings)
     tokenizer_vocab: int | None = None  # BPE vocabulary of a baseline byte model
 
     def spec(self) -> dict[str, Any]:
@@ -58,7 +68,7 @@ class Cell:
         return {
             "task": self.task.describe(), "model": self.model_name, "d_model": self.d_model,
             "config": self.model_config.to_dict(), "eval_scales": self.eval_scales,
-            "tokenizer_vocab": self.tokenizer_vocab,
+            "tokenizer_vocab": self.tokenizer_vocab, "train": dataclasses.asdict(self.train),
         }
 
 
@@ -88,13 +98,45 @@ def _check_keys(where: str, data: Any, known: set[str]) -> dict:
     return data
 
 
-def _layout(spec: Any, where: str) -> list[str]:
-    """"T2" or ["T2"] -> ["T2"]: a layout without stages."""
+def parser_letters() -> list[str]:
+    """Every mixer letter the model config's layout parser accepts (lower case, in a-z order)."""
+    letters = []
+    for c in string.ascii_lowercase:
+        try:
+            parse_network(f"{c}1", "probe")
+        except ConfigError:
+            continue
+        letters.append(c)
+    return letters
+
+
+def _layouts(spec: Any, where: str) -> list[list[str]]:
+    """"T2" or ["T2"] -> [["T2"]] (a layout without stages); "*2" -> [["M2"], ["S2"], ...]."""
     if isinstance(spec, list) and len(spec) == 1:
         spec = spec[0]
     if not isinstance(spec, str):
         raise _fail(where, f"a layout is one network string like 'T2' or ['T2'], got {spec!r}")
-    return [spec]
+    if spec.startswith(EVERY_LETTER):
+        count = spec[len(EVERY_LETTER):]
+        if not count.isdigit() or int(count) < 1:
+            raise _fail(where, f"{spec!r}: '*' takes a block count, like '*2'")
+        return [[f"{c.upper()}{count}"] for c in parser_letters()]
+    return [[spec]]
+
+
+def _train(data: Any, where: str, base: TrainSettings | None = None) -> TrainSettings:
+    """TrainSettings from a mapping, over `base` (the grid's settings) when given."""
+    data = _check_keys(where, data or {}, TRAIN_KEYS)
+    try:
+        train = dataclasses.replace(base, **data) if base else TrainSettings(**data)
+    except TypeError as err:
+        raise _fail(where, str(err)) from None
+    for key in TRAIN_KEYS - {"lr", "weight_decay", "warmup"}:
+        value = getattr(train, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise _fail(f"{where}.{key}", f"must be a positive int, got {value!r}")
+    train.lr, train.weight_decay = float(train.lr), float(train.weight_decay)
+    return train
 
 
 def token_config(layout: list[str], d_model: int, models: dict, vocab_size: int) -> ModelConfig:
@@ -124,6 +166,10 @@ def _token_tasks(entry: dict, where: str) -> list[Any]:
     if missing:
         raise _fail(where, f"task {kind} needs {missing[0]!r}")
     extra = {"vocab_size": int(entry["vocab_size"])} if "vocab_size" in entry else {}
+    if "train_pairs" in entry:
+        if kind != "mqar":
+            raise _fail(where, f"train_pairs is a setting of mqar, not of {kind}")
+        extra["train_pairs"] = entry["train_pairs"]
     tasks = []
     for values in itertools.product(*(_as_list(entry[k]) for k in names)):
         task = cls(**dict(zip(names, (int(v) for v in values))), **extra)
@@ -144,29 +190,23 @@ def parse_grid(data: Any, name: str) -> Grid:
     seed = data.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise _fail("seed", f"must be an int, got {seed!r}")
-    train_data = _check_keys("train", data.get("train", {}) or {}, TRAIN_KEYS)
-    try:
-        train = TrainSettings(**train_data)
-    except TypeError as err:
-        raise _fail("train", str(err)) from None
-    for key in TRAIN_KEYS - {"lr", "weight_decay", "warmup"}:
-        if not isinstance(getattr(train, key), int) or getattr(train, key) < 1:
-            raise _fail(f"train.{key}", f"must be a positive int, got {getattr(train, key)!r}")
-    train.lr, train.weight_decay = float(train.lr), float(train.weight_decay)
+    train = _train(data.get("train"), "train")
     models = _check_keys("models", data.get("models", {}) or {}, MODEL_KEYS)
     grid = Grid(name=str(data.get("name", name)), seed=seed, train=train, source=data)
     for i, entry in enumerate(_as_list(data.get("tasks") or [])):
         where = f"tasks[{i}]"
-        entry = _check_keys(where, entry, {"task", "vocab_size", "eval_scales"} | TASK_LIST_KEYS)
+        entry = _check_keys(where, entry, TASK_KEYS)
         scales = _as_list(entry.get("eval_scales", [1]))
         if not scales or any(not isinstance(s, int) or isinstance(s, bool) or s < 1 for s in scales):
             raise _fail(f"{where}.eval_scales", f"must be positive ints (multiples of seq_len), got {scales!r}")
+        cell_train = _train(entry.get("train"), f"{where}.train", train)
         if entry.get("task") == "bytes_mqar":
-            grid.cells += _byte_cells(entry, where, data.get("byte_models"), scales)
+            grid.cells += _byte_cells(entry, where, data.get("byte_models"), scales, cell_train)
             continue
         tasks = _token_tasks(entry, where)
-        layouts = [_layout(s, "models.layouts") for s in _as_list(models.get("layouts") or [])]
-        widths = [int(d) for d in _as_list(models.get("d_model") or [])]
+        here = {**models, **_check_keys(f"{where}.models", entry.get("models") or {}, {"layouts", "d_model"})}
+        layouts = [lay for s in _as_list(here.get("layouts") or []) for lay in _layouts(s, "models.layouts")]
+        widths = [int(d) for d in _as_list(here.get("d_model") or [])]
         if not layouts or not widths:
             raise _fail("models", "token tasks need at least one layout and one d_model")
         for task, layout, d in itertools.product(tasks, layouts, widths):
@@ -175,7 +215,7 @@ def parse_grid(data: Any, name: str) -> Grid:
             except ConfigError as err:
                 raise _fail(f"models ({layout[0]}, d_model {d})", str(err)) from None
             cell_id = _slug([_task_slug(task), layout[0], f"d{d}"])
-            grid.cells.append(Cell(cell_id, task, layout[0], cfg, d, scales))
+            grid.cells.append(Cell(cell_id, task, layout[0], cfg, d, scales, cell_train))
     if not grid.cells:
         raise _fail("tasks", "the grid has no cells (give at least one task and one model)")
     ids = [c.id for c in grid.cells]
@@ -188,10 +228,12 @@ def parse_grid(data: Any, name: str) -> Grid:
 def _task_slug(task: Any) -> str:
     d = task.describe()
     parts = [d["task"]] + [f"{k[0]}{d[k]}" for k in ("pairs", "tokens", "seq_len") if k in d]
-    return "-".join(parts)
+    return "-".join(parts + ([d["train_pairs"]] if "train_pairs" in d else []))
 
 
-def _byte_cells(entry: dict, where: str, byte_models: Any, scales: list[int]) -> list[Cell]:
+def _byte_cells(
+    entry: dict, where: str, byte_models: Any, scales: list[int], train: TrainSettings
+) -> list[Cell]:
     if not isinstance(byte_models, dict) or not byte_models:
         raise _fail("byte_models", "bytes_mqar needs a mapping of named byte model configs")
     cells = []
@@ -210,7 +252,7 @@ def _byte_cells(entry: dict, where: str, byte_models: Any, scales: list[int]) ->
             if isinstance(cfg, BaselineConfig) and not isinstance(vocab, int):
                 raise _fail(f"byte_models.{name}", "a baseline needs tokenizer_vocab (its BPE size)")
             d = cfg.d_model if isinstance(cfg, BaselineConfig) else cfg.d_model[0]
-            cells.append(Cell(_slug([_task_slug(task), name]), task, name, cfg, d, [1], vocab))
+            cells.append(Cell(_slug([_task_slug(task), name]), task, name, cfg, d, [1], train, vocab))
     return cells
 
 

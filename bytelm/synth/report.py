@@ -98,11 +98,11 @@ def models_table(cells: list[dict]) -> str:
         [
             c["id"], f"{c['params']:,}", f"{c['params_no_embedding']:,}", f"{c['state_bytes']:,}",
             ", ".join(f"{b:,}" for b in c["state_bytes_per_layer"] or []) or "-",
-            str(c["steps"]), f"{c['train_seconds']:.1f}",
+            str(c["steps"]), str(c["batch_size"]), f"{c['train_seconds']:.1f}",
         ]
         for c in cells
     ]
-    header = ["cell", "params", "params w/o embedding", "state bytes", "per layer", "steps", "train s"]
+    header = ["cell", "params", "params w/o embedding", "state bytes", "per layer", "steps", "batch", "train s"]
     return _table(header, rows)
 
 
@@ -111,9 +111,9 @@ def markdown(data: dict[str, Any], plots: list[str] | None = None) -> str:
     cells = data["cells"]
     parts = [
         f"Grid `{data['grid']}`, seed {data['seed']}: {len(cells)} cells trained from scratch in "
-        f"{data['wall_seconds']:.0f} s in all ({data['train']['steps']} steps of "
+        f"{data['wall_seconds']:.0f} s in all (by default {data['train']['steps']} steps of "
         f"{data['train']['batch_size']} examples each, accuracy on {data['train']['eval_examples']} "
-        "held-out examples per length).\n",
+        "held-out examples per length; each cell's steps and batch are in the last table).\n",
         mqar_tables(cells), other_token_tables(cells), bytes_table(cells),
         "Every cell:\n\n" + models_table(cells),
     ]

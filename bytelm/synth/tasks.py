@@ -10,7 +10,10 @@ scores the bytes of a whole value as one answer.
   the P keys again in random order at slots of a query region drawn with power-law probability
   (Zoology's `power_a` = 0.01, so queries crowd toward the region's start); the rest of the
   region is random filler. Keys come from the lower half of the vocabulary, values from the
-  upper half, both distinct within a row. The target at a query key is its value.
+  upper half, both distinct within a row. The target at a query key is its value. With
+  `train_pairs="mixed"` the training rows hold 1..P pairs (uniform per row) while evaluation
+  keeps exactly P: rows with few pairs make the key-value binding easy to find, as Zoology's
+  own training mixes several numbers of pairs (`for_training`).
 - `copy`: a random string of 1..T/2 tokens, a separator, then the string again (teacher forced).
 - `selective_copy`: Mamba's selective copying: K data tokens scattered among noise tokens, a
   separator, then the data tokens in order.
@@ -22,7 +25,7 @@ Id 0 is padding or noise; the tasks' own ids fill the vocabulary above it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -44,7 +47,7 @@ class Batch:
         return len(self.inputs)
 
     def select(self, keep: np.ndarray) -> Batch:
-        """The rows where `keep` [N] is true."""
+        """The rows `keep` picks: a mask [N] or row indices."""
         return Batch(self.inputs[keep], self.targets[keep], self.answers[keep])
 
     @staticmethod
@@ -65,6 +68,7 @@ class Mqar:
     pairs: int
     seq_len: int
     vocab_size: int = 256
+    train_pairs: str = "fixed"  # "fixed": train on P pairs; "mixed": 1..P pairs per training row
     name = "mqar"
 
     def check(self) -> str | None:
@@ -75,7 +79,13 @@ class Mqar:
             return f"{self.pairs} pairs do not fit length {self.seq_len} (needs 4 x pairs <= length)"
         if self.pairs > self.vocab_size // 2 - 1:
             return f"{self.pairs} pairs need more than {self.vocab_size // 2 - 1} distinct keys"
+        if self.train_pairs not in ("fixed", "mixed"):
+            return f"train_pairs must be 'fixed' or 'mixed', got {self.train_pairs!r}"
         return None
+
+    def for_training(self) -> Mqar | MixedPairs:
+        """The task the training stream samples from."""
+        return MixedPairs(self) if self.train_pairs == "mixed" else self
 
     @property
     def chance(self) -> float:
@@ -100,7 +110,24 @@ class Mqar:
         return Batch(inputs.astype(np.int64), targets, one_answer_per_target(targets))
 
     def describe(self) -> dict[str, Any]:
-        return {"task": self.name, "pairs": self.pairs, "seq_len": self.seq_len, "vocab_size": self.vocab_size}
+        d = {"task": self.name, "pairs": self.pairs, "seq_len": self.seq_len, "vocab_size": self.vocab_size}
+        return d if self.train_pairs == "fixed" else {**d, "train_pairs": self.train_pairs}
+
+
+@dataclass(frozen=True)
+class MixedPairs:
+    """Training rows of `task` whose number of pairs is drawn uniformly from 1..task.pairs."""
+
+    task: Mqar
+
+    def sample(self, rng: np.random.Generator, n: int) -> Batch:
+        counts = np.bincount(rng.integers(1, self.task.pairs + 1, size=n), minlength=self.task.pairs + 1)
+        parts = [
+            replace(self.task, pairs=p, train_pairs="fixed").sample(rng, int(k))
+            for p, k in enumerate(counts) if k
+        ]
+        batch = Batch.concat(parts)
+        return batch.select(rng.permutation(len(batch)))
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from bytelm.layers.state import tree_nbytes
 from bytelm.models import build_model
 from bytelm.synth.bytes_task import BytesMqar, row_text, tokenize
 from bytelm.synth.grid import Cell, TrainSettings
-from bytelm.synth.tasks import IGNORE, Batch, accuracy, row_keys
+from bytelm.synth.tasks import IGNORE, Batch, Mqar, accuracy, row_keys
 
 TOKENIZER_ROWS = 2000  # generated training rows the baseline's BPE is trained on
 LOG_EVERY = 25
@@ -51,7 +51,8 @@ class TrainStream:
     """Training batches from one generator, without any row of the evaluation sets."""
 
     def __init__(self, task: Any, seed: int, exclude: set[bytes]) -> None:
-        self.task, self.exclude = task, exclude
+        self.task = task.for_training() if isinstance(task, Mqar) else task
+        self.exclude = exclude
         self.rng = np.random.default_rng([seed, 0])
 
     def next(self, n: int) -> Batch:
@@ -113,8 +114,10 @@ def _state_bytes(model: torch.nn.Module, row: np.ndarray) -> tuple[int, list[int
     return tree_nbytes(state), per_layer
 
 
-def train_cell(cell: Cell, settings: TrainSettings, seed: int, work_dir: Path) -> dict[str, Any]:
-    """Train `cell` from scratch, evaluate it, return its result (see the module docstring)."""
+def train_cell(cell: Cell, seed: int, work_dir: Path) -> dict[str, Any]:
+    """Train `cell` from scratch with its settings, evaluate it, return its result (see the module
+    docstring)."""
+    settings = cell.train
     data_seed = task_seed(seed, cell.task)
     evals = {
         length: task.sample(np.random.default_rng([data_seed, 1, length]), settings.eval_examples)

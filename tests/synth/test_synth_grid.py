@@ -7,7 +7,7 @@ import yaml
 
 from bytelm import cli
 from bytelm.errors import BytelmError
-from bytelm.synth.grid import GRID_DIR, load_grid, parse_grid
+from bytelm.synth.grid import GRID_DIR, load_grid, parse_grid, parser_letters
 
 GOOD = {
     "train": {"steps": 2, "batch_size": 4},
@@ -35,6 +35,26 @@ def test_grid_expands_tasks_times_layouts_times_widths() -> None:
     assert grid.cells[0].model_config.layout == ["T2"]
 
 
+def test_star_layout_is_every_letter_the_layout_parser_accepts() -> None:
+    letters = parser_letters()
+    assert set("mstrlce") <= set(letters)
+    grid = parse_grid({**GOOD, "models": {"layouts": ["*2", "M1S1"], "d_model": [64]}}, "t")
+    layouts = [c.model_name for c in grid.cells if c.task.pairs == 4]
+    assert layouts == [f"{c.upper()}2" for c in letters] + ["M1S1"]
+
+
+def test_task_entry_overrides_train_settings_and_models() -> None:
+    tasks = [
+        GOOD["tasks"][0],
+        {"task": "copy", "seq_len": 32, "train": {"steps": 5}, "models": {"layouts": ["T2"], "d_model": [32]}},
+    ]
+    grid = parse_grid({**GOOD, "tasks": tasks}, "t")
+    copy = [c for c in grid.cells if c.task.name == "copy"]
+    assert [(c.model_name, c.d_model, c.train.steps, c.train.batch_size) for c in copy] == [("T2", 32, 5, 4)]
+    assert {c.train.steps for c in grid.cells if c.task.name == "mqar"} == {2}
+    assert copy[0].spec()["train"]["steps"] == 5
+
+
 BAD = {
     "unknown letter": ({"models": {"layouts": ["Q2"], "d_model": [64]}}, "unknown letter"),
     "pairs do not fit": ({"tasks": [{"task": "mqar", "pairs": 32, "seq_len": 64}]}, "do not fit length 64"),
@@ -43,6 +63,9 @@ BAD = {
     "empty grid": ({"tasks": []}, "no cells"),
     "unknown task": ({"tasks": [{"task": "sorting", "seq_len": 64}]}, "unknown task 'sorting'"),
     "unknown key": ({"trian": {}}, "unknown key 'trian'"),
+    "star without a count": ({"models": {"layouts": ["*"], "d_model": [64]}}, "block count"),
+    "task train override not positive": (
+        {"tasks": [{"task": "mqar", "pairs": 4, "seq_len": 64, "train": {"steps": 0}}]}, "tasks[0].train.steps"),
     "bytes pairs do not fit": (
         {"tasks": [{"task": "bytes_mqar", "pairs": 8, "seq_len": 128}],
          "byte_models": {"hybrid": {"layout": ["m1", ["M1S1"], "m1"]}}}, "do not fit length 128"),

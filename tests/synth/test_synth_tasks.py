@@ -156,3 +156,19 @@ def test_tokenized_bytes_mqar_scores_the_tokens_covering_each_value() -> None:
             assert sorted({p // 2 for p in byte_pos}) == token_pos.tolist()
             assert (tokens.targets[i, token_pos - 1] == tokens.inputs[i, token_pos]).all()
         assert (tokens.inputs[i, (len(text) + 1) // 2 :] == -5).all()
+
+
+def test_mixed_pairs_trains_on_one_to_p_pairs_and_evaluates_on_p() -> None:
+    task = Mqar(8, 64, 64, train_pairs="mixed")
+    assert task.sample(np.random.default_rng(5), 64).answers.max(axis=1).tolist() == [7] * 64
+    rows = task.for_training().sample(np.random.default_rng(5), 800)
+    counts = rows.answers.max(axis=1) + 1  # queries per row = its number of pairs
+    assert sorted(set(counts.tolist())) == list(range(1, 9))
+    assert np.bincount(counts, minlength=9)[1:].min() > 60  # about 100 each
+    pred = np.full_like(rows.inputs, -1)
+    for i, (row, target) in enumerate(zip(rows.inputs, rows.targets)):
+        p = counts[i]
+        for t in np.nonzero(target != IGNORE)[0]:
+            pred[i, t] = row[2 * np.nonzero(row[: 2 * p : 2] == row[t])[0][0] + 1]
+    assert accuracy(pred, rows)[0] == 1.0
+    assert task.describe()["train_pairs"] == "mixed" and "train_pairs" not in Mqar(8, 64).describe()
