@@ -139,7 +139,7 @@ def measure(
     warmup = 4 if compile_step else 2  # a compiled step settles its graphs in the first calls
     step = compiled_step(model) if compile_step else model.step
     with torch.inference_mode():
-        state = model.allocate_state(1, max_len=n_ids + 2 * steps + warmup + 2)
+        state = model.allocate_state(1, max_len=n_ids + warmup + 1 + steps)
         started = time.perf_counter()
         for start in range(0, n_ids, piece):
             logits, state = model.prefill(ids[:, start : start + piece], state)
@@ -149,21 +149,21 @@ def measure(
         new, state = decode(step, logits, state, warmup + 1, _greedy)
         logits, state = step(new[:, -1], state)
         state_bytes = tree_nbytes(state)
-        if device.type == "cuda":
+        python_peak = 0
+        if device.type != "cuda":  # the same decode again, traced, from a copy of the state
+            traced = tree_map(torch.clone, state)
+            tracemalloc.start()
+            decode(step, logits, traced, steps + 1, _greedy)
+            _, python_peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            del traced
+        else:
             torch.cuda.reset_peak_memory_stats(device)
         _sync(device)
         started = time.perf_counter()
         new, state = decode(step, logits, state, steps + 1, _greedy)  # `steps` model steps
         _sync(device)
         decode_s = time.perf_counter() - started
-        logits, state = step(new[:, -1], state)
-        python_peak = 0
-        if device.type != "cuda":
-            traced = tree_map(torch.clone, state)  # leave the timed state as it was
-            tracemalloc.start()
-            decode(step, logits, traced, steps + 1, _greedy)
-            _, python_peak = tracemalloc.get_traced_memory()
-            tracemalloc.stop()
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device)
     else:
