@@ -18,6 +18,8 @@ their `chunk_scan` is the SSD term with their own heads, P and N, S4D's and Mega
 B (beta) into the scan input and read-out through C (eta) are scan, and Mega's windowed
 single-head attention is attention.
 Elementwise work (norms, activations, softmax, gating) is left out.
+The gated families (g GLA, d Gated DeltaNet, w RWKV-7 and `W`'s channel mix) are counted in
+`bytelm.models.flops_gated`.
 """
 
 from __future__ import annotations
