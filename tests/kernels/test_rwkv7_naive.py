@@ -48,3 +48,14 @@ def test_public_op_uses_the_reference_on_cpu():
     o_ref, final_ref = naive.rwkv7_sequential(**inputs)
     torch.testing.assert_close(o, o_ref)
     torch.testing.assert_close(final, final_ref)
+
+
+def test_strongest_decay_of_the_range_stays_finite_in_float32():
+    """w = -5 at every step (the op's range; RWKV-7's own w is >= -e^-0.5), chunks of 16."""
+    inputs = rwkv_inputs(1, 100, 2, 8, seed=4, dtype=torch.float32)
+    inputs["w"] = torch.full_like(inputs["w"], -5.0)
+    o, final = naive.chunk_rwkv7(**inputs, chunk_size=16)
+    o_ref, final_ref = naive.rwkv7_sequential(**inputs)
+    assert torch.isfinite(o).all() and torch.isfinite(final).all()
+    torch.testing.assert_close(o, o_ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(final, final_ref, rtol=1e-4, atol=1e-4)
