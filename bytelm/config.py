@@ -8,8 +8,9 @@ both a `ValueError` and a `BytelmError`, and whose message starts with the field
 Layout: a stage is `[encoder, inner, decoder]`, the innermost level a one-element list
 `[main]`; each network is a string of letter+count pairs over `m/M` (Mamba-2 mixer), `s/S`
 (sliding-window attention with sinks), `t/T` (full causal attention), `r/R` (RetNet retention),
-`l/L` (linear attention), `c/C` (S4D-Real LTI SSM) and `e/E` (Mega: EMA + gated attention);
-upper case adds a SwiGLU MLP after the mixer. Levels are numbered from the outside in: level 0
+`l/L` (linear attention), `c/C` (S4D-Real LTI SSM), `e/E` (Mega: EMA + gated attention),
+`g/G` (gated linear attention), `d/D` (Gated DeltaNet) and `w/W` (RWKV-7 time mixing);
+upper case adds a SwiGLU MLP after the mixer (`W`: RWKV-7's own channel mix). Levels are numbered from the outside in: level 0
 works on bytes, level i + 1 on the chunks of level i. Per-level settings are lists with one entry
 per level; chunking settings have one entry per stage boundary (levels - 1).
 """
@@ -26,7 +27,7 @@ from bytelm.errors import BytelmError
 
 BYTE_VOCAB = 256
 BOS_ID, EOS_ID, PAD_ID = 256, 257, 258
-_NETWORK = re.compile(r"([mMsStTrRlLcCeE])(\d+)")
+_NETWORK = re.compile(r"([mMsStTrRlLcCeEgGdDwW])(\d+)")
 _FIXED = re.compile(r"fixed:(\d+)")
 
 
@@ -48,7 +49,8 @@ def parse_network(spec: Any, where: str) -> list[str]:
         raise ConfigError(
             f"layout: {where} {spec!r} has an unknown letter or count at {spec[pos:]!r} "
             "(use m/M mamba, s/S sliding-window attention, t/T full attention, r/R retnet, "
-            "l/L linear attention, c/C s4d, e/E mega, each with a count)"
+            "l/L linear attention, c/C s4d, e/E mega, g/G gla, d/D gated deltanet, w/W rwkv-7, "
+            "each with a count)"
         )
     if not letters:
         raise ConfigError(f"layout: {where} {spec!r} has no layers")
@@ -179,6 +181,14 @@ class ModelConfig(_Serialisable):
     mega_ema_dim: Any = 8
     mega_headdim: Any = 16
     mega_window: Any = 64
+    # Heads of the GLA (g/G) mixer per level (key width d_model / 2, value width d_model).
+    gla_heads: Any = 2
+    # Heads and value expansion (value width = gdn_expand_v * d_model; key width d_model) of
+    # the Gated DeltaNet (d/D) mixer per level; its short conv is ssm_d_conv wide.
+    gdn_heads: Any = 2
+    gdn_expand_v: Any = 2
+    # Heads of the RWKV-7 (w/W) time mixing per level (key and value width d_model).
+    rwkv_heads: Any = 2
     # RoPE base of the attention layers and the RMSNorm epsilon.
     rope_base: float = 10000.0
     norm_eps: float = 1e-5
@@ -263,6 +273,7 @@ class ModelConfig(_Serialisable):
             if self.sinks[i] < 0:
                 raise ConfigError(f"sinks: level {i} must be non-negative, got {self.sinks[i]}")
         self._check_families(i, set(letters.lower()))
+        self._check_gated_families(i, set(letters.lower()))
 
     def _check_families(self, i: int, kinds: set[str]) -> None:
         """Per-level settings of the recurrent families used at level i."""
@@ -290,6 +301,24 @@ class ModelConfig(_Serialisable):
                 raise ConfigError(f"mega_headdim: {self.mega_headdim[i]} does not divide d_model {d} at level {i}")
             if d % 2:
                 raise ConfigError(f"d_model: mega's attention head dim {d} at level {i} must be even for RoPE")
+
+    def _check_gated_families(self, i: int, kinds: set[str]) -> None:
+        """Per-level settings of GLA (g), Gated DeltaNet (d) and RWKV-7 (w) at level i."""
+        d = self.d_model[i]
+        used = {"g": ("gla_heads",), "d": ("gdn_heads", "gdn_expand_v"), "w": ("rwkv_heads",)}
+        for kind in sorted(kinds & set(used)):
+            for name in used[kind]:
+                if getattr(self, name)[i] < 1:
+                    raise ConfigError(f"{name}: level {i} must be positive, got {getattr(self, name)[i]}")
+        if "g" in kinds and (d % 2 or (d // 2) % self.gla_heads[i]):
+            raise ConfigError(
+                f"gla_heads: {self.gla_heads[i]} does not divide the key width d_model / 2 = {d / 2:g} "
+                f"at level {i}"
+            )
+        if "d" in kinds and d % self.gdn_heads[i]:
+            raise ConfigError(f"gdn_heads: {self.gdn_heads[i]} does not divide d_model {d} at level {i}")
+        if "w" in kinds and d % self.rwkv_heads[i]:
+            raise ConfigError(f"rwkv_heads: {self.rwkv_heads[i]} does not divide d_model {d} at level {i}")
 
     def _check_chunking(self, i: int, rule: str) -> None:
         period = chunking_period(rule)
@@ -366,7 +395,7 @@ class BaselineConfig(_Serialisable):
 
 _FAMILY_FIELDS = (
     "rec_heads", "rec_expand", "s4d_d_state", "s4d_headdim", "mega_ema_dim", "mega_headdim",
-    "mega_window",
+    "mega_window", "gla_heads", "gdn_heads", "gdn_expand_v", "rwkv_heads",
 )
 
 

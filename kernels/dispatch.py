@@ -41,3 +41,24 @@ def use_triton(*tensors: torch.Tensor) -> bool:
             raise BytelmError("BYTELM_KERNELS=triton but the triton package is not installed")
         return True
     return triton_available() and all(t.is_cuda for t in tensors)
+
+
+def fla_available() -> bool:
+    """True when flash-linear-attention (`pip install 'bytelm[fla]'`) is importable."""
+    return importlib.util.find_spec("fla") is not None
+
+
+def use_fla(*tensors: torch.Tensor) -> bool:
+    """Whether a GLA / delta-rule / RWKV-7 op should run flash-linear-attention's Triton kernels:
+    on CUDA tensors when it is installed (`auto`), always under `triton`, never under `reference`."""
+    mode = kernel_mode()
+    if mode == "reference":
+        return False
+    if mode == "triton":
+        if not fla_available():
+            raise BytelmError(
+                "BYTELM_KERNELS=triton but flash-linear-attention is not installed "
+                "(pip install 'bytelm[fla]')"
+            )
+        return True
+    return fla_available() and all(t.is_cuda for t in tensors)

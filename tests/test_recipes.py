@@ -25,6 +25,9 @@ SAME_BUDGET = [("tiny-hybrid", name) for name in
 FAMILIES = [f"tiny-hybrid-{f}" for f in ("retnet", "linear", "s4d", "mega")] + [
     f"tiny-{f}-only" for f in ("retnet", "linear", "s4d", "mega")
 ]
+FAMILIES += [f"tiny-hybrid-{f}" for f in ("gla", "gdn", "rwkv7")] + [
+    f"tiny-{f}-only" for f in ("gla", "gdn", "rwkv7")
+]
 SAME_BUDGET += [("tiny-hybrid", name) for name in FAMILIES]
 KEY = re.compile(r"^\s*[A-Za-z_][\w]*:")
 

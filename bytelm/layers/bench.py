@@ -25,6 +25,8 @@ from bytelm.layers.network import LevelSpec, make_mixer
 LETTERS = ("m", "s", "t", "r", "l", "c", "e")
 NAMES = {"m": "Mamba-2", "s": "sliding-window attn", "t": "full attention", "r": "RetNet",
          "l": "linear attention", "c": "S4D-Real", "e": "Mega"}
+LETTERS += ("g", "d", "w")
+NAMES.update(g="GLA", d="Gated DeltaNet", w="RWKV-7 time mix")
 SHAPES = ((8, 512, 96), (2, 2048, 256))  # (batch, length, d_model)
 QUICK_SHAPES = ((2, 40, 32),)
 
@@ -37,6 +39,7 @@ def spec_for(d_model: int) -> LevelSpec:
         ssm_expand=2, ssm_ngroups=1, ssm_d_conv=4, ssm_chunk_size=64, rope_base=10000.0,
         norm_eps=1e-5, rec_heads=4, rec_expand=2, s4d_d_state=16, s4d_headdim=16, mega_ema_dim=8,
         mega_headdim=16, mega_window=128, out_std=STD,
+        gla_heads=4, gdn_heads=2 if d_model < 256 else 4, gdn_expand_v=2, rwkv_heads=4,
     )
 
 

@@ -18,12 +18,15 @@ their `chunk_scan` is the SSD term with their own heads, P and N, S4D's and Mega
 B (beta) into the scan input and read-out through C (eta) are scan, and Mega's windowed
 single-head attention is attention.
 Elementwise work (norms, activations, softmax, gating) is left out.
+The gated families (g GLA, d Gated DeltaNet, w RWKV-7 and `W`'s channel mix) are counted in
+`bytelm.models.flops_gated`.
 """
 
 from __future__ import annotations
 
 from bytelm.config import BaselineConfig, ModelConfig
 from bytelm.layers.scan_inputs import NARROW_CHUNK
+from bytelm.models.flops_gated import channel_mix_flops, gated_flops
 
 CATEGORIES = ("linear", "conv", "scan", "attention")
 
@@ -104,6 +107,9 @@ def _network(cfg: ModelConfig, level: int, letters: list[str], seq_len: int) -> 
         elif kind in "rlce":
             for key, value in family_flops(cfg, level, kind, seq_len).items():
                 out[key] += value
+        elif kind in "gdw":
+            for key, value in gated_flops(cfg, level, kind, seq_len).items():
+                out[key] += value
         else:
             h, hkv = cfg.n_heads[level], cfg.n_kv_heads[level]
             dh = d // h
@@ -111,7 +117,9 @@ def _network(cfg: ModelConfig, level: int, letters: list[str], seq_len: int) -> 
             window = cfg.window[level] if kind == "s" else None
             sinks = cfg.sinks[level] if kind == "s" else 0
             out["attention"] += 4 * h * dh * mean_keys(seq_len, window, sinks)
-        if letter.isupper():
+        if letter == "W":
+            out["linear"] += channel_mix_flops(cfg, level)
+        elif letter.isupper():
             out["linear"] += 6 * d * cfg.d_intermediate[level]
     return out
 

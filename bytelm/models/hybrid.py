@@ -69,6 +69,8 @@ def level_spec(cfg: ModelConfig, level: int) -> LevelSpec:
         s4d_d_state=cfg.s4d_d_state[level], s4d_headdim=cfg.s4d_headdim[level],
         mega_ema_dim=cfg.mega_ema_dim[level], mega_headdim=cfg.mega_headdim[level],
         mega_window=cfg.mega_window[level],
+        gla_heads=cfg.gla_heads[level], gdn_heads=cfg.gdn_heads[level],
+        gdn_expand_v=cfg.gdn_expand_v[level], rwkv_heads=cfg.rwkv_heads[level],
     )
 
 
