@@ -7,10 +7,10 @@ sigmoid(.) in (0, 1):
     s_t[d, j] = alpha[d, j] beta[d, j] u_t[d] + (1 - alpha[d, j] delta[d, j]) s_{t-1}[d, j]
     u'_t[d]   = silu(sum_j eta[d, j] s_t[d, j] / sqrt(h) + omega[d] u_t[d])
 
-computed by `chunk_scan` with dt = 1 and A = log(1 - alpha delta). The scan's decay is one
-scalar per head, so a head is (channel group g, EMA dimension j): alpha and delta are shared by
-the `headdim` channels of a group (headdim = 1 is the paper's per-channel form); beta and eta
-stay per channel, folded into the scan input and read-out (the scan's own B = C = 1).
+a linear time-invariant diagonal SSM per channel (log decay log(1 - alpha delta), input
+alpha beta, read-out eta / sqrt(h)), computed as a chunked causal convolution by
+`bytelm.layers.lti.lti_conv`. alpha and delta may be shared by the `headdim` channels of a
+group (headdim = 1 is the paper's per-channel form); beta and eta are per channel.
 
 Then, from u' (Z = V = d_model, one head):
 
@@ -34,17 +34,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bytelm.kernels.ssd import chunk_scan
 from bytelm.kernels.swa import sliding_window_attention
 from bytelm.layers.attention import rope
-from bytelm.layers.scan_inputs import advanced, fixed_steps
+from bytelm.layers.lti import lti_conv, lti_step
+from bytelm.layers.scan_inputs import advanced
 from bytelm.layers.ssm import state_dtype
 from bytelm.layers.state import tree_where
 
 
 @dataclass
 class MegaState:
-    ema: torch.Tensor  # [B, G * h, P, 1] EMA state per (group, EMA dimension, channel in group)
+    ema: torch.Tensor  # [B, D, h] EMA state per channel and EMA dimension
     k: torch.Tensor  # [B, W, 1, D] keys of the last W positions after RoPE
     v: torch.Tensor  # [B, W, 1, D]
     valid: torch.Tensor  # [B, W] bool, which buffer entries are real
@@ -97,29 +97,19 @@ class Mega(nn.Module):
         dtype = dtype or self.beta.dtype
         kv = (batch_size, self.window, 1, self.d_model)
         return MegaState(
-            ema=torch.zeros(
-                batch_size, self.groups * self.ema_dim, self.headdim, 1, device=device, dtype=state_dtype(dtype)
-            ),
+            ema=torch.zeros(batch_size, self.d_model, self.ema_dim, device=device, dtype=state_dtype(dtype)),
             k=torch.zeros(kv, device=device, dtype=dtype),
             v=torch.zeros(kv, device=device, dtype=dtype),
             valid=torch.zeros(batch_size, self.window, dtype=torch.bool, device=device),
             pos=torch.zeros(batch_size, dtype=torch.long, device=device),
         )
 
-    def _by_head(self, p: torch.Tensor) -> torch.Tensor:
-        """[D, h] channel-by-dimension parameter -> [G, h, P], the scan's (head, channel) layout."""
-        return p.view(self.groups, self.headdim, self.ema_dim).transpose(1, 2)
-
-    def _ema_params(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """Input gain alpha [G, h, 1] and log decay log(1 - alpha delta) [G * h]."""
-        alpha = torch.sigmoid(self.alpha.to(dtype))
-        log_decay = torch.log1p(-alpha * torch.sigmoid(self.delta.to(dtype)))
-        return alpha[..., None], log_decay.reshape(-1)
-
-    def _after_ema(self, s: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """EMA states per head [..., G, h, P] and input u [..., D] -> u' [..., D]."""
-        ema = (s * self._by_head(self.eta).to(s.dtype)).sum(-2).reshape(u.shape) / math.sqrt(self.ema_dim)
-        return F.silu(ema + self.omega * u)
+    def _ema_params(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The EMA as an LTI SSM per channel and EMA dimension [D, h]: log decay
+        log(1 - alpha delta), input alpha beta, read-out eta / sqrt(h)."""
+        alpha = torch.sigmoid(self.alpha.to(dtype)).repeat_interleave(self.headdim, dim=0)  # [D, h]
+        delta = torch.sigmoid(self.delta.to(dtype)).repeat_interleave(self.headdim, dim=0)
+        return torch.log1p(-alpha * delta), alpha * self.beta.to(dtype), self.eta.to(dtype) / math.sqrt(self.ema_dim)
 
     def _qkv(self, u: torch.Tensor, ue: torch.Tensor, pos: torch.Tensor):
         """u, u' [B, T, D], positions [B, T] -> q, k, v [B, T, 1, D] and the gates r, h, phi."""
@@ -140,17 +130,14 @@ class Mega(nn.Module):
     ) -> tuple[torch.Tensor, MegaState | None]:
         """u [B, T, D] -> y [B, T, D] and, when a state is given, the state after the pass."""
         bsz, seqlen, _ = u.shape
-        g, h, p = self.groups, self.ema_dim, self.headdim
-        alpha, log_decay = self._ema_params(state_dtype(u.dtype))
-        x = u.view(bsz, seqlen, g, 1, p) * (alpha * self._by_head(self.beta)).to(u.dtype)  # [B, T, G, h, P]
-        one = u.new_ones(bsz, seqlen, 1, 1)  # the scan's B and C: [B, T, 1, 1]
-        out = chunk_scan(
-            x.reshape(bsz, seqlen, g * h, p), fixed_steps(u.new_ones(g * h), bsz, seqlen, lengths),
-            log_decay, one, one, self.chunk_size, initial_state=None if state is None else state.ema,
-            return_final_state=state is not None,
-        )
-        s, final = out if state is not None else (out, None)
-        ue = self._after_ema(s.view(bsz, seqlen, g, h, p), u)
+        a, b, c = self._ema_params(state_dtype(u.dtype))
+        if state is None:
+            ema = lti_conv(u, a, b, c, self.chunk_size)
+        else:
+            ema, final = lti_conv(
+                u, a, b, c, self.chunk_size, initial_state=state.ema, lengths=lengths, return_final_state=True
+            )
+        ue = F.silu(ema + self.omega * u)  # [B, T, D]
         steps = torch.arange(seqlen, device=u.device)
         start = torch.zeros(bsz, dtype=torch.long, device=u.device) if state is None else state.pos
         q, k, v, gates = self._qkv(u, ue, start[:, None] + steps)
@@ -177,12 +164,8 @@ class Mega(nn.Module):
         self, u: torch.Tensor, state: MegaState, commit: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, MegaState]:
         """One position: u [B, D] -> y [B, D]; rows where `commit` [B] is false keep their state."""
-        bsz, sdt = u.shape[0], state.ema.dtype
-        alpha, log_decay = self._ema_params(sdt)
-        x = u.to(sdt).view(bsz, self.groups, 1, self.headdim) * alpha * self._by_head(self.beta).to(sdt)
-        ema = state.ema * torch.exp(log_decay)[:, None, None] + x.reshape(bsz, -1, self.headdim, 1)
-        s = ema.view(bsz, self.groups, self.ema_dim, self.headdim).to(u.dtype)
-        ue = self._after_ema(s, u)
+        ema_out, ema = lti_step(u, state.ema, *self._ema_params(state.ema.dtype))
+        ue = F.silu(ema_out + self.omega * u)  # [B, D]
         q, k, v, gates = self._qkv(u[:, None], ue[:, None], state.pos[:, None])  # [B, 1, 1, D]
         keys = torch.cat([state.k[:, 1:], k], dim=1)[:, :, 0]  # [B, W, D]
         values = torch.cat([state.v[:, 1:], v], dim=1)[:, :, 0]

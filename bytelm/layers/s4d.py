@@ -1,5 +1,5 @@
 """S4D-style linear time-invariant SSM (Gu et al. 2022, arXiv 2206.11893), real-diagonal
-(S4D-Real) variant, on the SSD scan.
+(S4D-Real) variant.
 
 Per channel d and state index n (N states per channel), with parameters A < 0, B, C, D and a
 step dt that do not depend on the input:
@@ -10,14 +10,13 @@ step dt that do not depend on the input:
 then GELU and a linear + GLU output, as in the S4D reference block. This is the real-diagonal
 variant: A is real (no oscillating modes), initialised S4D-Real, A[d, n] = -(n + 1); the
 complex inits S4D-Lin and S4D-Inv share the real part -1/2 for every n and differ only in the
-imaginary parts a real SSM does not have. Inputs enter with the scan's dt B u (Mamba's
-discretisation) instead of the zero-order hold.
+imaginary parts a real SSM does not have. Inputs enter with dt B u (Mamba's discretisation)
+instead of the zero-order hold. `headdim` channels share one dt and one row of A (headdim = 1
+is one per channel, the paper's form; larger groups trade that freedom for fewer parameters).
 
-On `chunk_scan` the decay must be one scalar per head, so a head is (channel group g, state
-index n): `headdim` channels share one dt (headdim = 1 is one dt per channel, the paper's
-form; larger groups trade that freedom for fewer, wider heads). B is folded into the scan
-input, x[(g, n), p] = B[d, n] u[d] with d = g * headdim + p, the scan's own B and C are 1 (the
-LTI case, broadcast over time), and C contracts the state index afterwards.
+Being time-invariant, the layer is a causal convolution with the kernel
+K[d, k] = sum_n C[d, n] dt B[d, n] exp(k dt A[d, n]), computed in chunks by
+`bytelm.layers.lti.lti_conv` (S4D's convolution view); `step` is the recurrence itself.
 """
 
 from __future__ import annotations
@@ -29,15 +28,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bytelm.kernels.ssd import chunk_scan
-from bytelm.layers.scan_inputs import fixed_steps
+from bytelm.layers.lti import lti_conv, lti_step
 from bytelm.layers.ssm import state_dtype
 from bytelm.layers.state import tree_where
 
 
 @dataclass
 class S4DState:
-    ssm: torch.Tensor  # [B, G * N, P, 1] the state h per (group, state index, channel in group)
+    ssm: torch.Tensor  # [B, D, N] the state h per channel and state index
 
 
 class S4D(nn.Module):
@@ -74,51 +72,35 @@ class S4D(nn.Module):
 
     def allocate_state(self, batch_size: int, device=None, dtype=None) -> S4DState:
         dtype = dtype or self.B.dtype
-        shape = (batch_size, self.groups * self.d_state, self.headdim, 1)
+        shape = (batch_size, self.d_model, self.d_state)
         return S4DState(ssm=torch.zeros(shape, device=device, dtype=state_dtype(dtype)))
 
-    def _by_head(self, p: torch.Tensor) -> torch.Tensor:
-        """[D, N] channel-by-state parameter -> [G, N, P], the scan's (head, channel) layout."""
-        return p.view(self.groups, self.headdim, self.d_state).transpose(1, 2)
-
-    def _scan_params(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        """dt and A per scan head [G * N]."""
-        dt = torch.exp(self.log_dt.to(dtype)).repeat_interleave(self.d_state)
-        return dt, -torch.exp(self.A_log.to(dtype)).reshape(-1)
+    def _lti_params(self, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log decay dt A, input dt B and read-out C per channel and state index [D, N]."""
+        dt = torch.exp(self.log_dt.to(dtype)).repeat_interleave(self.headdim)[:, None]  # [D, 1]
+        A = -torch.exp(self.A_log.to(dtype)).repeat_interleave(self.headdim, dim=0)  # [D, N]
+        return dt * A, dt * self.B.to(dtype), self.C.to(dtype)
 
     def _output(self, y: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-        """Scan output per head [..., G, N, P] and input u [..., D] -> the layer output [..., D]."""
-        y = (y * self._by_head(self.C).to(y.dtype)).sum(-2).reshape(u.shape) + u * self.D
-        return F.glu(self.out_proj(F.gelu(y)), dim=-1)
+        """SSM output y and input u [..., D] -> the layer output [..., D]."""
+        return F.glu(self.out_proj(F.gelu(y + u * self.D)), dim=-1)
 
     def forward(
         self, u: torch.Tensor, state: S4DState | None = None, lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, S4DState | None]:
         """u [B, T, D] -> y [B, T, D] and, when a state is given, the state after the pass."""
-        bsz, seqlen, _ = u.shape
-        g, n, p = self.groups, self.d_state, self.headdim
-        x = u.view(bsz, seqlen, g, 1, p) * self._by_head(self.B)  # [B, T, G, N, P]
-        dt, A = self._scan_params(u.dtype)
-        one = u.new_ones(bsz, seqlen, 1, 1)  # the scan's B and C: [B, T, 1, 1]
-        init = None if state is None else state.ssm
-        out = chunk_scan(
-            x.reshape(bsz, seqlen, g * n, p), fixed_steps(dt, bsz, seqlen, lengths),
-            A.to(state_dtype(u.dtype)), one, one, self.chunk_size, initial_state=init,
-            return_final_state=state is not None,
+        a, b, c = self._lti_params(state_dtype(u.dtype))
+        if state is None:
+            return self._output(lti_conv(u, a, b, c, self.chunk_size), u), None
+        y, final = lti_conv(
+            u, a, b, c, self.chunk_size, initial_state=state.ssm, lengths=lengths, return_final_state=True
         )
-        ys, final = out if state is not None else (out, None)
-        y = self._output(ys.view(bsz, seqlen, g, n, p), u)
-        return y, None if state is None else S4DState(ssm=final.to(state.ssm.dtype))
+        return self._output(y, u), S4DState(ssm=final.to(state.ssm.dtype))
 
     def step(
         self, u: torch.Tensor, state: S4DState, commit: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, S4DState]:
         """One position: u [B, D] -> y [B, D]; rows where `commit` [B] is false keep their state."""
-        bsz, sdt = u.shape[0], state.ssm.dtype
-        x = (u.view(bsz, self.groups, 1, self.headdim) * self._by_head(self.B)).to(sdt)  # [B, G, N, P]
-        dt, A = self._scan_params(sdt)
-        inp = (dt[:, None] * x.reshape(bsz, -1, self.headdim))[..., None]  # [B, G * N, P, 1]
-        ssm = state.ssm * torch.exp(dt * A)[:, None, None] + inp
-        ys = ssm.view(bsz, self.groups, self.d_state, self.headdim).to(u.dtype)
+        y, ssm = lti_step(u, state.ssm, *self._lti_params(state.ssm.dtype))
         new = S4DState(ssm=ssm)
-        return self._output(ys, u), new if commit is None else tree_where(commit, new, state)
+        return self._output(y, u), new if commit is None else tree_where(commit, new, state)

@@ -1,15 +1,15 @@
-"""Shared inputs of the mixers that run on the SSD scan with a fixed step (RetNet, linear
-attention, S4D, Mega): a step of `dt` on real positions and 0 (an identity step: no decay, no
-input) on the right padding that `lengths` marks."""
+"""Shared inputs of the recurrent families: for RetNet and linear attention on the SSD scan, a
+fixed step of `dt` on real positions and 0 (an identity step: no decay, no input) on the right
+padding that `lengths` marks; positions after a pass; the chunk length of the LTI mixers."""
 
 from __future__ import annotations
 
 import torch
 
-# Scan chunk length of the mixers with many narrow heads (S4D and Mega: [P, 1] states): the
-# intra-chunk work per position grows with the chunk while passing such small states between
-# chunks costs next to nothing, so they scan in chunks of at most this many positions.
-NARROW_CHUNK = 16
+# Chunk length cap of the LTI mixers (S4D, Mega's EMA; `bytelm.layers.lti`): the Toeplitz work
+# per position grows with the chunk, the dense state passing with (T / chunk)^2; measured with
+# `bytelm bench mixers`, this cap is fastest at the benchmark's shapes.
+NARROW_CHUNK = 64
 
 
 def fixed_steps(

@@ -14,8 +14,8 @@ positions per byte (1 / product of the outer stages' bytes per chunk):
 - attention: QK^T and PV over the keys each query really sees (window + sinks for sliding
   windows, the causal prefix for full attention), averaged over the sequence.
 The recurrent families (`family_flops`) count the same way: their projections are linear,
-their `chunk_scan` is the SSD term with their own heads, P and N, S4D's and Mega's fold of
-B (beta) into the scan input and read-out through C (eta) are scan, and Mega's windowed
+the `chunk_scan` of RetNet and linear attention is the SSD term with their own heads, P and N;
+the chunked LTI convolution of S4D and Mega's EMA (`lti_scan_flops`) is scan; Mega's windowed
 single-head attention is attention.
 Elementwise work (norms, activations, softmax, gating) is left out.
 The gated families (g GLA, d Gated DeltaNet, w RWKV-7 and `W`'s channel mix) are counted in
@@ -65,6 +65,17 @@ def _scan(heads: int, p: int, n: int, chunk: int, seq_len: int) -> float:
     return ssd_scan_flops(q, heads, heads, n, p)  # B and C per head: one group per head
 
 
+def lti_scan_flops(chunk: int, d_model: int, d_state: int) -> float:
+    """Forward FLOPs per position of `bytelm.layers.lti.lti_conv` with chunk length `chunk`.
+
+    Per chunk of Q positions and channel: the causal half of the Toeplitz product (Q (Q + 1) / 2
+    pairs), the chunk's contribution to the [N] state and the read-out of the entering state
+    (2 Q N each), and passing the state on to the next chunk (2 N).
+    """
+    q = chunk
+    return d_model * ((q + 1) + 4 * d_state + 2 * d_state / q)
+
+
 def family_flops(cfg: ModelConfig, level: int, kind: str, seq_len: int) -> dict[str, float]:
     """Forward FLOPs per position of one r (RetNet), l (linear attention), c (S4D) or e (Mega)
     mixer at `level`, sequence length `seq_len`."""
@@ -76,15 +87,14 @@ def family_flops(cfg: ModelConfig, level: int, kind: str, seq_len: int) -> dict[
         p = dv // h + (1 if kind == "l" else 0)  # linear attention's normaliser channel
         return {"linear": linear, "scan": _scan(h, p, d // h, chunk, seq_len)}
     if kind == "c":
-        n, p = cfg.s4d_d_state[level], cfg.s4d_headdim[level]
-        fold = 4 * d * n  # B into the scan input, the read-out through C
-        narrow = min(chunk, NARROW_CHUNK)
-        return {"linear": 2 * d * 2 * d, "scan": _scan(d // p * n, p, 1, narrow, seq_len) + fold}
+        q = min(chunk, NARROW_CHUNK, max(1, seq_len))
+        return {"linear": 2 * d * 2 * d, "scan": lti_scan_flops(q, d, cfg.s4d_d_state[level])}
     if kind == "e":
-        h, p, window = cfg.mega_ema_dim[level], cfg.mega_headdim[level], cfg.mega_window[level]
+        h, window = cfg.mega_ema_dim[level], cfg.mega_window[level]
+        q = min(chunk, NARROW_CHUNK, max(1, seq_len))
         return {
             "linear": 2 * d * d * (1 + 4 + 1),  # v, (z, r, h, phi), U_h
-            "scan": _scan(d // p * h, p, 1, min(chunk, NARROW_CHUNK), seq_len) + 4 * d * h,
+            "scan": lti_scan_flops(q, d, h),
             "attention": 4 * d * mean_keys(seq_len, window),
         }
     raise ValueError(f"family_flops: {kind!r} is not one of r, l, c, e")

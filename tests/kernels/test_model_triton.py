@@ -2,8 +2,10 @@
 
 Under the interpreter on CPU, float32: the loss (to 1e-5), the boundaries the router picks and
 every parameter gradient (to 1e-4) agree with the pure-PyTorch path, and the references never
-run. The model is built on Mamba-2 and sliding-window attention, or on each scan-based family
-(RetNet, linear attention, S4D, Mega) in the encoder and the main network.
+run. The model is built on Mamba-2 and sliding-window attention, or on each recurrent family
+(RetNet, linear attention, S4D, Mega) in the encoder and the main network. S4D's and Mega's
+LTI convolution (`bytelm.layers.lti`) is the same batched matrix products on every path; their
+models still run the Triton scan (Mamba-2 letters) and window attention (Mega, `S`).
 """
 
 import pytest
