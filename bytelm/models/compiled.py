@@ -30,13 +30,15 @@ def compile_model(model: nn.Module, dynamic: bool | None = False) -> nn.Module:
 
 
 def compile_stats() -> dict[str, int]:
-    """Graphs compiled, recompilations and graph breaks so far in this process."""
+    """What torch.compile did so far in this process: graphs compiled (every recompilation adds
+    one, so graphs beyond the first step's are recompiles), frames compiled, and graph breaks
+    (resume functions dynamo made)."""
     from torch._dynamo.utils import counters
 
     return {
         "graphs": int(counters["stats"]["unique_graphs"]),
-        "recompiles": int(sum(counters["recompiles"].values())),
-        "graph_breaks": int(sum(counters["graph_break"].values())),
+        "frames": int(counters["frames"]["ok"]),
+        "graph_breaks": int(sum(counters["resumes"].values())),
     }
 
 

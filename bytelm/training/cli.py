@@ -365,7 +365,7 @@ def _write_summary(
     mfu = "unknown" if summary["mfu"] is None else f"{summary['mfu']:.1%}"
     compiled = summary["compile"]
     graphs = "" if compiled is None else (
-        f"; compiled: {compiled['graphs']} graphs, {compiled['recompiles']} recompiles, "
+        f"; compiled: {compiled['graphs']} graphs in {compiled['frames']} frames, "
         f"{compiled['graph_breaks']} graph breaks"
     )
     print(
