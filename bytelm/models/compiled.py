@@ -14,8 +14,9 @@ from torch import nn
 RECOMPILE_LIMIT = 64
 
 
-def compile_model(model: nn.Module, dynamic: bool | None = False) -> nn.Module:
-    """Compile `model.forward` in place (parameter names, and so checkpoints, stay the same)."""
+def compile_model(model: nn.Module) -> nn.Module:
+    """Compile `model.forward` in place (parameter names, and so checkpoints, stay the same),
+    with static shapes: each chunk-axis bucket gets its own graph."""
     import torch._dynamo.config as dynamo_config
 
     from bytelm.layers.chunking import WIDTH_BUCKET
@@ -25,7 +26,7 @@ def compile_model(model: nn.Module, dynamic: bool | None = False) -> nn.Module:
     for module in model.modules():
         if isinstance(module, Stage):
             module.width_bucket = WIDTH_BUCKET
-    model.compile(dynamic=dynamic)
+    model.compile(dynamic=False)
     return model
 
 
