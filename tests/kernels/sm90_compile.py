@@ -13,8 +13,8 @@ import triton.language as tl
 from triton.backends.compiler import GPUTarget
 from triton.runtime.jit import JITFunction
 
-from bytelm.kernels.ssd import chunk
-from bytelm.kernels.swa import flash
+from bytelm.kernels.ssd import chunk_kernels as chunk
+from bytelm.kernels.swa import flash_kernels as flash
 
 TARGET = GPUTarget("cuda", 90, 32)
 
@@ -57,12 +57,12 @@ def ssd_kernels() -> None:
         dA="*fp32",
         dD="*fp32",
     )
-    compile_kernel(chunk._chunk_states_kernel, types, dict(common, FROM_START=False))
-    compile_kernel(chunk._chunk_output_kernel, types, dict(common, HAS_D=True))
-    compile_kernel(chunk._chunk_bwd_kernel, types, dict(common, HAS_D=True))
+    compile_kernel(chunk.chunk_states_kernel, types, dict(common, FROM_START=False))
+    compile_kernel(chunk.chunk_output_kernel, types, dict(common, HAS_D=True))
+    compile_kernel(chunk.chunk_bwd_kernel, types, dict(common, HAS_D=True))
     passing = dict(S="*fp32", gate="*fp32", init="*fp32", out="*fp32", final="*fp32", NC="i32")
     compile_kernel(
-        chunk._state_passing_kernel,
+        chunk.state_passing_kernel,
         passing,
         dict(H=8, PN=p * n, HAS_INIT=True, REVERSE=True, BLOCK=1024),
     )
@@ -90,7 +90,7 @@ def swa_kernels() -> None:
         qk_scale="fp32",
         sm_scale="fp32",
     )
-    for kernel in (flash._swa_fwd_kernel, flash._swa_bwd_dq_kernel, flash._swa_bwd_dkv_kernel):
+    for kernel in (flash.swa_fwd_kernel, flash.swa_bwd_dq_kernel, flash.swa_bwd_dkv_kernel):
         compile_kernel(kernel, types, common)
 
 
