@@ -57,3 +57,20 @@ def entropy_hybrid(lm: Path, seed: int = 0, **overrides):
     """`entropy_config`'s model in float64 (the entropy LM inside stays float32), eval mode."""
     torch.manual_seed(seed)
     return build_model(entropy_config(lm, **overrides)).double().eval()
+
+
+def stand_in_entropy_lm(folder: Path, recipes: Path) -> Path:
+    """A random model of the `tiny-entropy-lm` recipe's config, saved as a run dir: it stands in
+    for the run dir that training makes, which entropy recipes name."""
+    import yaml
+
+    from bytelm.config import config_from_dict
+
+    recipe = yaml.safe_load((recipes / "tiny-entropy-lm.yaml").read_text())
+    torch.manual_seed(0)
+    return write_run_dir(build_model(config_from_dict(recipe["model"]["config"])), folder)
+
+
+def with_entropy_lm(config: dict, lm: Path) -> dict:
+    """A recipe's model config with its entropy model (if it names one) replaced by `lm`."""
+    return {**config, "entropy_model": str(lm)} if config.get("entropy_model") else config

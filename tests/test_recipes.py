@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from release_fixtures import write_run_dir
+from entropy_fixtures import stand_in_entropy_lm, with_entropy_lm
 
 from bytelm.config import config_from_dict
 from bytelm.models import build_model
@@ -38,11 +38,9 @@ ENTROPY_LM: list[Path] = []  # the stand-in entropy model (see `entropy_lm`)
 
 @pytest.fixture(scope="module", autouse=True)
 def entropy_lm(tmp_path_factory):
-    """An entropy recipe names a run dir that training makes (`tiny-entropy-lm`); here a random
+    """An entropy recipe names a run dir that training makes (`tiny-entropy-lm`); a random
     model of that recipe's config stands in for it."""
-    torch.manual_seed(0)
-    model = build_model(config_from_dict(_load("tiny-entropy-lm")["model"]["config"]))
-    ENTROPY_LM.append(write_run_dir(model, tmp_path_factory.mktemp("entropy-lm") / "run"))
+    ENTROPY_LM.append(stand_in_entropy_lm(tmp_path_factory.mktemp("entropy-lm") / "run", RECIPES))
     yield
     ENTROPY_LM.clear()
 
@@ -54,9 +52,7 @@ def _load(name: str) -> dict:
 
 
 def _meta_model(recipe: dict):
-    config = dict(recipe["model"]["config"])
-    if config.get("entropy_model"):
-        config["entropy_model"] = str(ENTROPY_LM[0])
+    config = with_entropy_lm(recipe["model"]["config"], ENTROPY_LM[0])
     with torch.device("meta"):
         return build_model(config_from_dict(config))
 

@@ -14,8 +14,8 @@ as for `space` and `fixed:P`, so dechunking repeats inner outputs as they are.
 In decoding the LM steps beside the main model: `EntropyState` (its own state tree, the entropy
 of the prediction of the next byte, and the entropy at the last position) rides in the stage's
 `RoutingState`, so it has a constant size when the LM's does. The LM runs in float32 with no
-gradient whatever the rest of the model does (autocast off, kept float32 by `_apply`), and its
-pretrained weights come back whenever the model is re-initialised: it is never trained here.
+gradient whatever the rest of the model does (autocast off, kept float32 by `_apply`), and
+initialising the model leaves its pretrained weights alone: it is never trained here.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ def entropy_scores(h: torch.Tensor, before: torch.Tensor, mode: str) -> torch.Te
 class EntropyRouter(nn.Module):
     """Boundaries from a frozen byte LM's next-byte entropies (rule `entropy`, stage 0)."""
 
+    pretrained = True  # initialising the model leaves the LM's weights alone (`reset_tree`)
+
     def __init__(self, lm: nn.Module, mode: str, threshold: float | None) -> None:
         super().__init__()
         self.lm = lm
@@ -63,13 +65,6 @@ class EntropyRouter(nn.Module):
         self.threshold = threshold  # nats; None until calibration sets it
         self.vocab_size = lm.config.vocab_size
         self.lm.requires_grad_(False).float()
-        self._pretrained = {k: v.detach().clone() for k, v in lm.state_dict().items()}
-
-    def reset_parameters(self) -> None:
-        """The entropy LM is frozen: re-initialising the model restores its pretrained weights."""
-        with torch.no_grad():
-            for name, tensor in self.lm.state_dict().items():
-                tensor.copy_(self._pretrained[name])
 
     def _apply(self, fn, recurse: bool = True):
         """Moves follow the model; dtypes do not: the LM stays float32."""

@@ -122,3 +122,22 @@ def test_flops_per_byte_add_the_entropy_lms_forward(lm_dir):
     want = space.flops_per_byte(64, [2.5]) + lm.flops_per_byte(64) / 3
     assert model.flops_per_byte(64, [2.5]) == pytest.approx(want, rel=1e-12)
     assert lm.flops_per_byte(64) > 0
+
+
+def test_two_stages_entropy_outside_dynamic_inside_decode_as_forward(lm_dir):
+    ids = text_ids(3, 29, seed=8)
+    model = entropy_hybrid(lm_dir, stages=2, entropy_threshold=0.0)
+    s = scores(model, ids)[:, 1:].flatten().sort(descending=True).values
+    k = s.numel() // 2
+    model.backbone.router.threshold = float(s[k] + s[k + 1]) / 2
+    with torch.no_grad():
+        out = model(ids)
+        assert out.aux["boundary_mask"][1].any()
+        state, logits = model.allocate_state(3), []
+        for t in range(ids.shape[1]):
+            step_logits, state = model.step(ids[:, t], state)
+            logits.append(step_logits)
+        assert (torch.stack(logits, 1) - out.logits).abs().max().item() < 1e-8
+        pre, state = model.prefill(ids[:, :11])
+        rest, _ = model.prefill(ids[:, 11:], state)
+        assert (torch.cat([pre, rest], 1) - out.logits).abs().max().item() < 1e-8
