@@ -73,6 +73,7 @@ class EntropyRouter(nn.Module):
         return self
 
     def train(self, mode: bool = True) -> EntropyRouter:
+        """The model's mode for everything else; the LM always evaluates."""
         super().train(mode)
         self.lm.eval()
         return self
