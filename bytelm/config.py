@@ -84,14 +84,18 @@ def chunking_period(rule: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _as_list(name: str, value: Any, length: int, kind: type) -> list:
-    """A per-level field as a list of `length` values of `kind` (a scalar is broadcast)."""
+def _as_list(name: str, value: Any, length: int, kind: type, optional: bool = False) -> list:
+    """A per-level field as a list of `length` values of `kind` (a scalar is broadcast);
+    `optional`: entries may be None."""
     if not isinstance(value, (list, tuple)):
         value = [value] * length
     if len(value) != length:
         raise ConfigError(f"{name}: needs {length} entries (one per level/stage), got {len(value)}")
     out = []
     for v in value:
+        if optional and v is None:
+            out.append(v)
+            continue
         if kind is float and isinstance(v, int) and not isinstance(v, bool):
             v = float(v)
         if not isinstance(v, kind) or isinstance(v, bool):
@@ -153,11 +157,14 @@ class ModelConfig(_Serialisable):
     # Sliding-window size and always-visible sink positions of `s/S` layers, per level.
     window: Any = field(default_factory=lambda: [64, 64])
     sinks: Any = field(default_factory=lambda: [2, 2])
-    # Chunking rule per stage boundary: "dynamic", "space" (level 0 only) or "fixed:P".
+    # Chunking rule per stage boundary: "dynamic", "space", "entropy" (both level 0 only) or
+    # "fixed:P".
     chunking: Any = field(default_factory=lambda: ["dynamic"])
     # Target bytes (or inner positions) per chunk N per stage boundary: the ratio-loss target
-    # for "dynamic", the assumed compression for FLOPs under "space"; "fixed:P" uses P.
-    target_compression: Any = field(default_factory=lambda: [3.0])
+    # for "dynamic", the assumed compression for FLOPs under "space", the calibration target
+    # under "entropy" (null there with a fixed `entropy_threshold`); "fixed:P" uses P.
+    # Default: 3.0 per stage (null at an entropy stage).
+    target_compression: Any = None
     # Weight of each stage's ratio loss.
     ratio_loss_weight: float = 0.03
     # Learning-rate multiplier of each level's parameters (embedding and head belong to level 0).
@@ -189,6 +196,14 @@ class ModelConfig(_Serialisable):
     gdn_expand_v: Any = 2
     # Heads of the RWKV-7 (w/W) time mixing per level (key and value width d_model).
     rwkv_heads: Any = 2
+    # The "entropy" rule (BLT; bytelm.config_entropy): the frozen byte LM that scores each next
+    # byte (a run dir or release folder), "global" (H_t > theta) or "relative"
+    # (H_t - H_{t-1} > theta), theta in nats (null: calibrated toward target_compression), and
+    # the calibration training records (threshold, target, bytes, compression on train bytes).
+    entropy_model: str | None = None
+    entropy_mode: str = "global"
+    entropy_threshold: float | None = None
+    entropy_calibration: dict | None = None
     # RoPE base of the attention layers and the RMSNorm epsilon.
     rope_base: float = 10000.0
     norm_eps: float = 1e-5
@@ -209,8 +224,10 @@ class ModelConfig(_Serialisable):
         self.window = _as_list("window", self.window, n, int)
         self.sinks = _as_list("sinks", self.sinks, n, int)
         self.chunking = _as_list("chunking", self.chunking, stages, str)
+        if self.target_compression is None:
+            self.target_compression = [None if r == "entropy" else 3.0 for r in self.chunking]
         self.target_compression = _as_list(
-            "target_compression", self.target_compression, stages, float
+            "target_compression", self.target_compression, stages, float, optional=True
         )
         for name in _FAMILY_FIELDS:
             setattr(self, name, _as_list(name, getattr(self, name), n, int))
@@ -232,6 +249,9 @@ class ModelConfig(_Serialisable):
             self._check_level(i, level)
         for i, rule in enumerate(self.chunking):
             self._check_chunking(i, rule)
+        from bytelm.config_entropy import check_entropy_settings
+
+        check_entropy_settings(self)
 
     def _check_level(self, i: int, level: dict[str, list[str]]) -> None:
         letters = "".join(sum(level.values(), []))
@@ -322,12 +342,14 @@ class ModelConfig(_Serialisable):
 
     def _check_chunking(self, i: int, rule: str) -> None:
         period = chunking_period(rule)
-        if rule not in ("dynamic", "space") and period is None:
+        if rule not in ("dynamic", "space", "entropy") and period is None:
             raise ConfigError(
-                f"chunking: stage {i} rule {rule!r} is not 'dynamic', 'space' or 'fixed:P'"
+                f"chunking: stage {i} rule {rule!r} is not 'dynamic', 'space', 'entropy' or 'fixed:P'"
             )
-        if rule == "space" and i > 0:
-            raise ConfigError(f"chunking: 'space' needs bytes, so only stage 0 may use it (stage {i})")
+        if rule in ("space", "entropy") and i > 0:
+            raise ConfigError(f"chunking: {rule!r} needs bytes, so only stage 0 may use it (stage {i})")
+        if self.target_compression[i] is None and rule != "entropy":
+            raise ConfigError(f"target_compression: stage {i} ({rule}) needs a number, got null")
         if period is not None and period < 1:
             raise ConfigError(f"chunking: stage {i} period must be at least 1, got {rule!r}")
         if rule == "dynamic" and self.target_compression[i] <= 1.0:
@@ -347,9 +369,16 @@ class ModelConfig(_Serialisable):
         return len(self.d_model) - 1
 
     def compression(self, stage: int) -> float:
-        """Expected bytes (or positions) per chunk at a stage boundary: P for fixed, else N."""
+        """Expected bytes (or positions) per chunk at a stage boundary: P for fixed, N for the
+        others; an entropy stage with a fixed threshold: what calibration measured."""
         period = chunking_period(self.chunking[stage])
-        return float(period) if period is not None else self.target_compression[stage]
+        if period is not None:
+            return float(period)
+        if self.target_compression[stage] is None:
+            from bytelm.config_entropy import measured_compression
+
+            return measured_compression(self)
+        return self.target_compression[stage]
 
 
 @dataclass

@@ -8,6 +8,8 @@ One rule everywhere: position t starts a chunk iff p_t > 0.5, and p_0 = 1.
   >= 0x80, so multi-byte UTF-8 characters count as letters) that follows a non-space-like byte,
   as in SpaceByte: the inner network sees a word and its delimiter before the next word.
 - `fixed:P`: a chunk starts at every P-th position.
+- `entropy`: a frozen byte LM's next-byte entropy decides (bytelm.layers.entropy_chunking,
+  whose router answers `route` and `allocate_state` as `Router` does).
 
 `chunk` gathers the chunk-start vectors into a right-padded [B, L, D] tensor (rows differ in
 their chunk counts; everything downstream is causal, so the padding at the tail cannot leak into
@@ -24,6 +26,7 @@ shapes over a whole run instead of one per chunk count; eager models do not pad 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -43,6 +46,7 @@ class RoutingState:
     z: torch.Tensor  # [B, D] dechunk EMA after the last chunk
     pos: torch.Tensor  # [B] int64 positions seen at this level
     chunks: torch.Tensor  # [B] int64 chunks started so far
+    entropy: Any = None  # the entropy rule's state (bytelm.layers.entropy_chunking), else None
 
 
 def spacelike(ids: torch.Tensor) -> torch.Tensor:
@@ -99,6 +103,17 @@ class Router(nn.Module):
         else:
             b = pos % self.period == 0
         return b.to(h.dtype), b
+
+    def route(
+        self, h: torch.Tensor, ids: torch.Tensor, state: RoutingState | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, None]:
+        """p, b and the rule's own state after the pass (these rules keep none)."""
+        p, b = self(h, ids, state)
+        return p, b, None
+
+    def allocate_state(self, batch_size: int, device=None) -> None:
+        """The rule's own decoding state: none for dynamic, space and fixed."""
+        return None
 
 
 @torch.compiler.disable
@@ -196,10 +211,11 @@ def dechunk_step(zc: torch.Tensor, p: torch.Tensor, b: torch.Tensor, z: torch.Te
 
 def routing_after_pass(
     state: RoutingState, h: torch.Tensor, ids: torch.Tensor, lengths: torch.Tensor, counts: torch.Tensor,
-    z_last: torch.Tensor,
+    z_last: torch.Tensor, entropy: Any = None,
 ) -> RoutingState:
     """The routing state after a pass over h [B, T, D] and ids [B, T] with `lengths` [B] real
-    positions, `counts` [B] chunks started and the EMA value z_last [B, D] after them."""
+    positions, `counts` [B] chunks started and the EMA value z_last [B, D] after them;
+    `entropy`: the rule's own state after the pass (`Router.route`)."""
     rows = torch.arange(h.shape[0], device=h.device)
     last = (lengths - 1).clamp(min=0)
     moved = lengths > 0  # [B]
@@ -207,13 +223,17 @@ def routing_after_pass(
         prev=torch.where(moved[:, None], h[rows, last].to(state.prev.dtype), state.prev),
         prev_id=torch.where(moved, ids[rows, last], state.prev_id),
         z=z_last.to(state.z.dtype), pos=state.pos + lengths, chunks=state.chunks + counts,
+        entropy=entropy,
     )
 
 
 def routing_after_step(
-    state: RoutingState, h: torch.Tensor, ids: torch.Tensor, b: torch.Tensor, z: torch.Tensor
+    state: RoutingState, h: torch.Tensor, ids: torch.Tensor, b: torch.Tensor, z: torch.Tensor,
+    entropy: Any = None,
 ) -> RoutingState:
-    """The routing state after one position: h [B, D], ids [B], boundaries b [B], EMA z [B, D]."""
+    """The routing state after one position: h [B, D], ids [B], boundaries b [B], EMA z [B, D],
+    the rule's own state `entropy`."""
     return RoutingState(
-        prev=h.to(state.prev.dtype), prev_id=ids, z=z, pos=state.pos + 1, chunks=state.chunks + b.long()
+        prev=h.to(state.prev.dtype), prev_id=ids, z=z, pos=state.pos + 1, chunks=state.chunks + b.long(),
+        entropy=entropy,
     )

@@ -44,11 +44,13 @@ from bytelm.layers.chunking import (
     word_start_stats,
     word_starts,
 )
+from bytelm.layers.entropy_chunking import EntropyRouter
 from bytelm.layers.init import STD, output_std, reset_tree
 from bytelm.layers.network import LevelSpec, Network
 from bytelm.layers.ssm import state_dtype
 from bytelm.layers.state import tree_where
 from bytelm.models import ModelOutput
+from bytelm.models.entropy_model import entropy_router
 
 
 def n_blocks(cfg: ModelConfig) -> int:
@@ -96,7 +98,7 @@ class Stage(nn.Module):
         self.chunk_size = cfg.ssm_chunk_size
         self.width_bucket = 1  # chunk-axis padding; `compile_model` sets WIDTH_BUCKET
         self.encoder = Network(levels[level]["encoder"], spec)
-        self.router = Router(self.rule, spec.d_model)
+        self.router = entropy_router(cfg) if self.rule == "entropy" else Router(self.rule, spec.d_model)
         if "main" in levels[level + 1]:
             self.inner: Network | Stage = Network(levels[level + 1]["main"], level_spec(cfg, level + 1))
         else:
@@ -121,7 +123,7 @@ class Stage(nn.Module):
             encoder=self.encoder.allocate_state(batch_size, device, dtype),
             routing=RoutingState(
                 prev=zeros, prev_id=count.clone(), z=zeros.to(state_dtype(dtype)), pos=count.clone(),
-                chunks=count.clone(),
+                chunks=count.clone(), entropy=self.router.allocate_state(batch_size, device),
             ),
             inner=self.inner.allocate_state(batch_size, device, dtype),
             decoder=self.decoder.allocate_state(batch_size, device, dtype),
@@ -156,7 +158,7 @@ class Stage(nn.Module):
         n = torch.full((bsz,), seqlen, device=x.device) if lengths is None else lengths  # [B]
         real = torch.arange(seqlen, device=x.device) < n[:, None]  # [B, T]
         h, enc_state = self.encoder(x, None if state is None else state.encoder, lengths)
-        p, b = self.router(h, ids, None if state is None else state.routing)  # [B, T] each
+        p, b, own = self.router.route(h, ids, None if state is None else state.routing)  # [B, T] each
         b = b & real
         counts, (hc, pc, idc, sc) = chunk(b, h, p, ids, starts, bucket=self.width_bucket)  # [B], [B, L, ...]
         zc, aux, inner_state = self.inner.forward_level(
@@ -170,7 +172,7 @@ class Stage(nn.Module):
         aux = [self._aux(p, b, real, starts)] + aux
         if state is None:
             return y, aux, None
-        routing = routing_after_pass(state.routing, h, ids, n, counts, z_last)
+        routing = routing_after_pass(state.routing, h, ids, n, counts, z_last, own)
         return y, aux, StageState(enc_state, routing, inner_state, dec_state)
 
     forward_level = forward  # the level interface, shared with the innermost Network
@@ -197,7 +199,7 @@ class Stage(nn.Module):
         """
         h, enc_state = self.encoder.step(x, state.encoder, commit)
         r = state.routing
-        p, b = self.router(h[:, None], ids[:, None], r)
+        p, b, own = self.router.route(h[:, None], ids[:, None], r)
         p, b = p[:, 0], b[:, 0]  # [B]
         inner_commit = b if commit is None else b & commit
         if torch.compiler.is_compiling() or bool(inner_commit.any()):
@@ -206,7 +208,7 @@ class Stage(nn.Module):
         else:
             inner_state, z = state.inner, r.z
         y, dec_state = self.decoder.step(z.to(h.dtype) + self._residual(h), state.decoder, commit)
-        routing = routing_after_step(r, h, ids, b, z)
+        routing = routing_after_step(r, h, ids, b, z, own)
         if commit is not None:
             routing = tree_where(commit, routing, r)
         return y, StageState(enc_state, routing, inner_state, dec_state)
@@ -273,10 +275,12 @@ class HybridLM(nn.Module):
     def flops_per_byte(self, seq_len_bytes: int, compression: Sequence[float] | None = None) -> float:
         """Analytic forward + backward FLOPs per byte at windows of `seq_len_bytes` bytes;
         `compression`: bytes per chunk at each stage (default the config's targets); see
-        bytelm.models.flops."""
+        bytelm.models.flops; an entropy stage adds its frozen LM's forward pass."""
         from bytelm.models.flops import hybrid_flops_per_byte
 
-        return hybrid_flops_per_byte(self.config, seq_len_bytes, compression)
+        router = getattr(self.backbone, "router", None)
+        lm = router.flops_per_byte(seq_len_bytes) if isinstance(router, EntropyRouter) else 0.0
+        return hybrid_flops_per_byte(self.config, seq_len_bytes, compression) + lm
 
     def allocate_state(
         self,

@@ -66,6 +66,7 @@ from bytelm.training.callbacks import (
 )
 from bytelm.training.csv_logger import CsvMetricsLogger
 from bytelm.training.datamodule import ShardDataModule
+from bytelm.training.entropy_setup import settle_entropy_threshold
 from bytelm.training.module import LitLM
 from bytelm.training.report import hardware, peak_flops, start_lines
 
@@ -272,6 +273,7 @@ def main(argv: list[str]) -> int:
             return 0
     dm.model_config = module.model_config
     dm.setup("fit")
+    settle_entropy_threshold(module, dm)
     fpb = module.model.flops_per_byte(dm.seq_len)
     bytes_per_step = dm.bytes_per_batch() * trainer.world_size
     files: dict[str, str | bytes] = {

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from entropy_fixtures import stand_in_entropy_lm, with_entropy_lm
 
 from bytelm.config import ModelConfig, config_from_dict
 from bytelm.layers.attention import Attention
@@ -25,8 +26,19 @@ HYBRIDS = sorted(
 )
 
 
+ENTROPY_LM: list[Path] = []  # stands in for the run dir entropy recipes name
+
+
+@pytest.fixture(scope="module", autouse=True)
+def entropy_lm(tmp_path_factory):
+    ENTROPY_LM.append(stand_in_entropy_lm(tmp_path_factory.mktemp("entropy-lm") / "run", RECIPES))
+    yield
+    ENTROPY_LM.clear()
+
+
 def _model(name: str):
-    cfg = config_from_dict(yaml.safe_load((RECIPES / f"{name}.yaml").read_text())["model"]["config"])
+    config = yaml.safe_load((RECIPES / f"{name}.yaml").read_text())["model"]["config"]
+    cfg = config_from_dict(with_entropy_lm(config, ENTROPY_LM[0]))
     assert isinstance(cfg, ModelConfig)
     torch.manual_seed(0)
     return build_model(cfg)
