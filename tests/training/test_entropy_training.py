@@ -18,7 +18,12 @@ from train_helpers import hybrid_recipe, write_recipe
 from bytelm.checkpoint import load_run
 from bytelm.cli import main as bytelm
 from bytelm.data.shards import load_shard
-from bytelm.models.entropy_model import calibrate, calibration_windows, compression_at, window_scores
+from bytelm.models.entropy_model import (
+    calibrate,
+    calibration_windows,
+    compression_at,
+    window_scores,
+)
 
 SEQ_LEN = 64
 
