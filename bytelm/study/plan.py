@@ -90,6 +90,8 @@ def _arm_args(study: Study, arm: Arm, lr: float | None) -> list[str]:
 def _bytes_per_step(recipe: dict, arm: str) -> int:
     data, trainer = recipe.get("data") or {}, recipe.get("trainer") or {}
     devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1) or 1
+    if isinstance(devices, str) and devices.isdigit():  # "1" from a flag is as good as 1
+        devices = int(devices)
     if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
         raise BytelmError(
             f"arm {arm}: trainer.devices {devices!r}: a study needs a number of devices to turn "

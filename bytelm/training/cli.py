@@ -256,6 +256,7 @@ def resolve_recipe(args: list[str], run_dir: Path) -> dict:
     """The recipe `bytelm train` would run with `args` (`--config FILE` and dotted overrides),
     parsed and checked by the same parser, as a plain mapping; nothing is built or written.
     A mistake is the same one-line `BytelmError` that `bytelm train` gives."""
+    _quiet_framework_notices()
     cli = _build_cli(_ParseOnly, Path(run_dir).resolve(), prepare_argv(list(args)))
     return cli.config.as_dict()
 

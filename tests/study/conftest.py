@@ -45,7 +45,7 @@ def write_study(tmp_path: Path, folder: Path, **changes) -> Path:
         "seeds": [1, 2],
         "budgets": [256, 512],
         "baseline": "baseline",
-        "overrides": {"data.path": str(folder), "data.val_bytes": 1024},
+        "overrides": {"data.path": str(folder), "data.val_bytes": 1024, "trainer.devices": 1},
         "eval": {"test_bytes": 2048, "val_points": 2,
                  "heldout": {"name": "held", "source": str(folder.parent / "held.txt"),
                              "split": "test", "bytes": 1024}},

@@ -26,8 +26,8 @@ CASES = {
     "unknown arm key": (lambda s: s["arms"][1].update(lr=0.1), "arms[1]: unknown key 'lr'"),
     "unknown baseline arm": (lambda s: s.update(baseline="bpe"),
                              "baseline: 'bpe' is not an arm (arms: hybrid, baseline)"),
-    "unknown override": (lambda s: s["arms"][0]["overrides"].update({"model.optimizer.lrr": 1}),
-                         "arm hybrid: unknown option --model.optimizer.lrr"),
+    "unknown override": (lambda s: s["arms"][0]["overrides"].update({"data.batchsize": 1}),
+                         "arm hybrid: unknown option --data.batchsize"),
     "bad override value": (lambda s: s["arms"][1]["overrides"].update({"data.batch_size": "x"}),
                            "arm baseline: --data.batch_size"),
     "override of a study key": (lambda s: s["arms"][0]["overrides"].update(

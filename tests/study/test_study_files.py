@@ -54,3 +54,18 @@ def test_every_small_crossover_cell_builds_on_the_meta_device(tmp_path: Path):
             model = build_model(config_from_dict(dict(cell.recipe["model"]["config"])))
         assert model.flops_per_byte(cell.recipe["data"]["seq_len"]) > 0
         assert "--trainer.max_steps" in cell.args
+
+
+def test_ablation_arms_stay_within_ten_percent_of_the_hybrids_flops_per_byte(tmp_path: Path):
+    cells = {c.arm: c for c in plan(load_study("tiny-ablations"), tmp_path)}
+
+    def flops(arm: str) -> float:
+        recipe = cells[arm].recipe
+        with torch.device("meta"):
+            model = build_model(config_from_dict(dict(recipe["model"]["config"])))
+        return model.flops_per_byte(recipe["data"]["seq_len"])
+
+    reference = flops("dynamic")
+    assert cells["attention-only"].recipe["model"]["config"]["layout"] == ["m2", ["S10"], "m2"]
+    for arm in ("attention-only", "ssm-only", "tiny-baseline"):
+        assert abs(flops(arm) - reference) <= 0.1 * reference, arm
