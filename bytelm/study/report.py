@@ -10,7 +10,6 @@ seeds), bpb against learning rate for sweeps, and bytes per chunk over training.
 
 from __future__ import annotations
 
-import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -91,7 +90,7 @@ def table(rows: list[dict]) -> str:
             f"| {series}{mark} | {budget:,} | {len(cells)} | {cells[0]['lr']:g} "
             f"| {_sci(spread([c['flops_per_byte'] for c in cells])[0])} "
             f"| {_sci(spread([c['training_flops'] for c in cells])[0])} "
-            f"| {_pm([c['wall_s'] for c in cells], 0)} | {_pm([c['final_val_bpb'] for c in cells])} "
+            f"| {_pm([c['wall_s'] for c in cells], 1)} | {_pm([c['final_val_bpb'] for c in cells])} "
             f"| {_pm([c['test_bpb'] for c in cells])} | {_pm([c.get('heldout_bpb') for c in cells])} "
             f"| {_stages(cells, 'compression_test')} | {pr} |"
         )
@@ -194,8 +193,8 @@ def compression_table(rows: list[dict]) -> str:
             values = [_curve_at(c["compression_curve"], c["steps"], fraction) for c in curved]
             at.append(" / ".join(_fmt(sum(v[k] for v in values) / len(values), 2)
                                  for k in range(len(values[0]))))
-        target = cells[0].get("target_compression")
-        lines.append(f"| {series} | {budget:,} | {target if target else '-'} | {' ; '.join(at)} "
+        target = " / ".join(f"{t:g}" for t in cells[0].get("target_compression") or []) or "-"
+        lines.append(f"| {series} | {budget:,} | {target} | {' ; '.join(at)} "
                      f"| {_stages(cells, 'compression_train')} | {_stages(cells, 'compression_test')} |")
     return "\n".join(lines) if found else "No arm with a chunker."
 
@@ -203,10 +202,19 @@ def compression_table(rows: list[dict]) -> str:
 # ---- plots ---------------------------------------------------------------------------------
 
 
-def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+def _finish(fig, ax, xlabel: str, ylabel: str, path: Path, drawn: list[str]) -> None:
+    """Label, save (atomically, as the eval report does) and close one plot."""
+    import matplotlib.pyplot as plt
+
+    from bytelm.eval.report_plots import _save
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+    plt.close(fig)
+    drawn.append(path.name)
 
 
 def _points(rows: list[dict], key: str) -> dict[str, list[tuple[float, float, float, float]]]:
@@ -245,13 +253,7 @@ def plot(study: Study, rows: list[dict], out: Path) -> list[str]:
                 xs = [min(p[0] for p in pts), max(p[0] for p in pts)]
                 ax.plot(xs, [fitted[label](x) for x in xs], "--", color=f"C{k % 10}", lw=1)
         ax.set_xscale("log")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("test bpb (mean ± sd over seeds)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        _save(fig, out / name)
-        plt.close(fig)
-        drawn.append(name)
+        _finish(fig, ax, xlabel, "test bpb (mean ± sd over seeds)", out / name, drawn)
     if any(r.get("series") != r.get("arm") for r in _done(rows)):
         fig, ax = plt.subplots(figsize=(6.5, 4.2))
         by_arm: dict[tuple[str, int], list] = defaultdict(list)
@@ -264,13 +266,8 @@ def plot(study: Study, rows: list[dict], out: Path) -> list[str]:
                         fmt="o-", ms=4, capsize=3, color=f"C{k % 10}",
                         label=f"{arm}, {budget_label(budget)} bytes")
         ax.set_xscale("log")
-        ax.set_xlabel("peak learning rate")
-        ax.set_ylabel("test bpb (mean ± sd over seeds)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        _save(fig, out / PLOTS[2])
-        plt.close(fig)
-        drawn.append(PLOTS[2])
+        _finish(fig, ax, "peak learning rate", "test bpb (mean ± sd over seeds)",
+                out / PLOTS[2], drawn)
     curved = {key: cells for key, cells in groups(rows).items()
               if any(c.get("compression_curve") for c in cells)}
     if curved:
@@ -285,13 +282,8 @@ def plot(study: Study, rows: list[dict], out: Path) -> list[str]:
                    if c.get("target_compression")}
         for target in targets:
             ax.axhline(target, color="gray", ls="--", lw=1)
-        ax.set_xlabel("fraction of training")
-        ax.set_ylabel("bytes per chunk, stage 0 (training batches; dashed: target)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        _save(fig, out / PLOTS[3])
-        plt.close(fig)
-        drawn.append(PLOTS[3])
+        _finish(fig, ax, "fraction of training",
+                "bytes per chunk, stage 0 (training batches; dashed: target)", out / PLOTS[3], drawn)
     return drawn
 
 

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bytelm.errors import BytelmError
+from bytelm.yaml_file import find_named, read_yaml
 
 RECIPE_DIR = Path(__file__).resolve().parents[2] / "recipes"
 STUDY_DIR = RECIPE_DIR / "studies"
@@ -223,16 +222,8 @@ def _evaluation(raw: Any, base: Path) -> Evaluation:
 
 def load_study(path: str | Path) -> Study:
     """Read and check a study file (a path, or a name in recipes/studies/)."""
-    path = Path(path)
-    if not path.is_file() and (STUDY_DIR / f"{path}.yaml").is_file():
-        path = STUDY_DIR / f"{path}.yaml"
-    if not path.is_file():
-        raise BytelmError(f"{path}: no such study file")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise BytelmError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    raw = _mapping(raw, str(path))
+    path = find_named(path, STUDY_DIR)
+    raw = _mapping(read_yaml(path, "study"), str(path))
     _unknown(raw, TOP_KEYS, str(path))
     base = path.resolve().parent
     overrides = _overrides(raw.get("overrides"), "overrides", STUDY_SET | {LR_KEY})
