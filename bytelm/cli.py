@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("bytelm.eval.report", "REPORT.md with tables and plots from runs and evals"),
     "demo": ("bytelm.commands.demo", "the whole mission on one machine: prepare, train, eval, release"),
     "synth": ("bytelm.commands.synth", "recall tasks (MQAR, copy, induction) trained from scratch per mixer"),
+    "study": ("bytelm.commands.study", "seeds x budgets x arms (and lr sweeps), resumable, STUDY.md"),
 }
 
 

@@ -21,12 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from bytelm.config import BaselineConfig, ConfigError, ModelConfig, config_from_dict, parse_network
 from bytelm.errors import BytelmError
 from bytelm.synth.bytes_task import BytesMqar
 from bytelm.synth.tasks import TOKEN_TASKS
+from bytelm.yaml_file import find_named, read_yaml
 
 GRID_DIR = Path(__file__).resolve().parents[2] / "recipes" / "synth"
 TRAIN_KEYS = {"steps", "batch_size", "lr", "weight_decay", "warmup", "eval_examples", "eval_batch"}
@@ -258,13 +257,5 @@ def _byte_cells(
 
 def load_grid(path: str | Path) -> Grid:
     """Read and validate a grid YAML (a bare name is looked up in recipes/synth/)."""
-    path = Path(path)
-    if not path.is_file() and not path.suffix and (GRID_DIR / f"{path}.yaml").is_file():
-        path = GRID_DIR / f"{path}.yaml"
-    if not path.is_file():
-        raise BytelmError(f"grid {path}: no such file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise BytelmError(f"grid {path}: not valid YAML ({str(err).splitlines()[0]})") from None
-    return parse_grid(data, path.stem)
+    path = find_named(path, GRID_DIR)
+    return parse_grid(read_yaml(path, "grid"), path.stem)

@@ -226,6 +226,42 @@ def _corpus_used(dm: ShardDataModule) -> str | None:
     return spec.get("name") if spec.get("kind") == "corpus" else spec.get("path", str(dm.folder))
 
 
+def _build_cli(cls: type[_BytelmCLI], run_dir: Path, args: list[str]) -> _BytelmCLI:
+    """The training CLI over `args` (the recipe and its overrides) for `run_dir`."""
+    cls.run_dir = run_dir
+    return cls(
+        LitLM,
+        ShardDataModule,
+        args=args,
+        run=False,
+        save_config_callback=None,
+        auto_configure_optimizers=False,
+        trainer_defaults={
+            **TRAINER_DEFAULTS,
+            "default_root_dir": str(run_dir),
+            "precision": "bf16-mixed" if torch.cuda.is_available() else "32-true",
+        },
+        seed_everything_default=0,
+        parser_kwargs={"prog": "bytelm train", "exit_on_error": False, "allow_abbrev": False},
+    )
+
+
+class _ParseOnly(_BytelmCLI):
+    """The training CLI's parsing and checks, without building the model, data or trainer."""
+
+    def instantiate_classes(self) -> None:
+        pass
+
+
+def resolve_recipe(args: list[str], run_dir: Path) -> dict:
+    """The recipe `bytelm train` would run with `args` (`--config FILE` and dotted overrides),
+    parsed and checked by the same parser, as a plain mapping; nothing is built or written.
+    A mistake is the same one-line `BytelmError` that `bytelm train` gives."""
+    _quiet_framework_notices()
+    cli = _build_cli(_ParseOnly, Path(run_dir).resolve(), prepare_argv(list(args)))
+    return cli.config.as_dict()
+
+
 def main(argv: list[str]) -> int:
     _quiet_framework_notices()
     front, rest = _front_parser().parse_known_args(argv)
@@ -242,22 +278,7 @@ def main(argv: list[str]) -> int:
             f"{run_dir} already holds checkpoints; pass --resume auto or a new --run-dir"
         )
 
-    _BytelmCLI.run_dir = run_dir
-    cli = _BytelmCLI(
-        LitLM,
-        ShardDataModule,
-        args=rest,
-        run=False,
-        save_config_callback=None,
-        auto_configure_optimizers=False,
-        trainer_defaults={
-            **TRAINER_DEFAULTS,
-            "default_root_dir": str(run_dir),
-            "precision": "bf16-mixed" if torch.cuda.is_available() else "32-true",
-        },
-        seed_everything_default=0,
-        parser_kwargs={"prog": "bytelm train", "exit_on_error": False, "allow_abbrev": False},
-    )
+    cli = _build_cli(_BytelmCLI, run_dir, rest)
     module, dm, trainer = cli.model, cli.datamodule, cli.trainer
     if trainer.max_steps is None or trainer.max_steps <= 0:
         raise BytelmError(
