@@ -66,6 +66,7 @@ BAD = {
     "star without a count": ({"models": {"layouts": ["*"], "d_model": [64]}}, "block count"),
     "task train override not positive": (
         {"tasks": [{"task": "mqar", "pairs": 4, "seq_len": 64, "train": {"steps": 0}}]}, "tasks[0].train.steps"),
+    "unknown init": ({"train": {"init": "xavier"}}, "train.init"),
     "bytes pairs do not fit": (
         {"tasks": [{"task": "bytes_mqar", "pairs": 8, "seq_len": 128}],
          "byte_models": {"hybrid": {"layout": ["m1", ["M1S1"], "m1"]}}}, "do not fit length 128"),
@@ -89,3 +90,21 @@ def test_bad_grid_is_one_line_exit_2_and_writes_nothing(
 def test_missing_grid_file_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(BytelmError, match="no such file"):
         load_grid(tmp_path / "nowhere.yaml")
+
+
+def test_fan_in_init_redraws_linears_and_embedding_and_keeps_the_rest() -> None:
+    import torch
+
+    from bytelm.models import build_model
+    from bytelm.synth.grid import token_config
+    from bytelm.synth.train import fan_in_init
+
+    torch.manual_seed(0)
+    model = build_model(token_config(["T2"], 64, {}, 64))
+    norms = {n: p.detach().clone() for n, p in model.named_parameters() if p.dim() < 2}
+    fan_in_init(model)
+    qkv = model.backbone.blocks[0].mixer.qkv.weight
+    bound = 1 / qkv.shape[1] ** 0.5  # U(+-1/sqrt(fan_in))
+    assert qkv.abs().max() <= bound and abs(qkv.std().item() - bound / 3**0.5) < 0.01
+    assert abs(model.embedding.weight.std().item() - 1.0) < 0.05
+    assert all(torch.equal(p, norms[n]) for n, p in model.named_parameters() if p.dim() < 2)
