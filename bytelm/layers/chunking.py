@@ -115,6 +115,11 @@ class Router(nn.Module):
         """The rule's own decoding state: none for dynamic, space and fixed."""
         return None
 
+    def flops_per_byte(self, seq_len_bytes: int) -> float:
+        """FLOPs per byte the rule adds beyond the hybrid's analytic count: none for these rules
+        (the dynamic projections are counted with the stage)."""
+        return 0.0
+
 
 @torch.compiler.disable
 def bucket_width(counts: torch.Tensor, seqlen: int, bucket: int) -> int:

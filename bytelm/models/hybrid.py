@@ -44,7 +44,6 @@ from bytelm.layers.chunking import (
     word_start_stats,
     word_starts,
 )
-from bytelm.layers.entropy_chunking import EntropyRouter
 from bytelm.layers.init import STD, output_std, reset_tree
 from bytelm.layers.network import LevelSpec, Network
 from bytelm.layers.ssm import state_dtype
@@ -278,9 +277,9 @@ class HybridLM(nn.Module):
         bytelm.models.flops; an entropy stage adds its frozen LM's forward pass."""
         from bytelm.models.flops import hybrid_flops_per_byte
 
-        router = getattr(self.backbone, "router", None)
-        lm = router.flops_per_byte(seq_len_bytes) if isinstance(router, EntropyRouter) else 0.0
-        return hybrid_flops_per_byte(self.config, seq_len_bytes, compression) + lm
+        # Only stage 0 may chunk by entropy (it needs bytes), so its router's cost is per byte.
+        extra = self.backbone.router.flops_per_byte(seq_len_bytes) if self.config.n_stages else 0.0
+        return hybrid_flops_per_byte(self.config, seq_len_bytes, compression) + extra
 
     def allocate_state(
         self,
