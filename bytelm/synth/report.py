@@ -133,6 +133,9 @@ def plot(data: dict[str, Any], out: Path) -> list[str]:
     import matplotlib.pyplot as plt
 
     panels = sorted({(c["seq_len"], c["pairs"]) for c in mqar})
+    models = _order(c["model"] for c in mqar)
+    palette = plt.get_cmap("tab10" if len(models) <= 10 else "tab20").colors
+    color = {m: palette[i % len(palette)] for i, m in enumerate(models)}  # one colour per mixer in every panel
     names = []
     for stem, xkey, xlabel in (
         ("accuracy_vs_dmodel", "d_model", "model dimension"),
@@ -145,15 +148,16 @@ def plot(data: dict[str, Any], out: Path) -> list[str]:
                 points = sorted(
                     (_x(c, xkey), c["accuracy"][str(seq_len)]) for c in group if c["model"] == model
                 )
-                ax.plot(*zip(*points), marker="o", label=model)
+                ax.plot(*zip(*points), marker="o", label=model, color=color[model])
             ax.set_title(f"{pairs} pairs, length {seq_len}", fontsize=9)
             ax.set_xlabel(xlabel, fontsize=8)
             if xkey == "state":
                 ax.set_xscale("log")
             ax.set_ylim(-0.02, 1.02)
         axes[0][0].set_ylabel("MQAR accuracy")
-        axes[0][-1].legend(fontsize=7)
-        fig.tight_layout()
+        handles = [plt.Line2D([], [], color=color[m], marker="o", label=m) for m in models]
+        fig.legend(handles=handles, fontsize=7, loc="center right")
+        fig.tight_layout(rect=(0, 0, 0.86, 1))
         with atomic_output(out / f"{stem}.png") as tmp:
             fig.savefig(tmp, dpi=110, format="png")
         plt.close(fig)
