@@ -167,6 +167,10 @@ class ModelConfig(_Serialisable):
     target_compression: Any = None
     # Weight of each stage's ratio loss.
     ratio_loss_weight: float = 0.03
+    # Integral gain of the ratio loss (bytelm.layers.chunking.RatioLoss): after each training
+    # pass the multiplier on the boundary probability grows by gain x (N F - 1), so the mean
+    # compression lands on the target; 0 is H-Net's loss alone. Training only.
+    ratio_integral_gain: float = 0.1
     # Learning-rate multiplier of each level's parameters (embedding and head belong to level 0).
     lr_multiplier: Any = None
     # Mamba-2 mixer settings (shared by all levels).
@@ -240,7 +244,7 @@ class ModelConfig(_Serialisable):
         )
         if self.ssm_d_conv < 2:
             raise ConfigError(f"ssm_d_conv: must be at least 2, got {self.ssm_d_conv}")
-        for name in ("ratio_loss_weight", "rope_base", "norm_eps"):
+        for name in ("ratio_loss_weight", "ratio_integral_gain", "rope_base", "norm_eps"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ConfigError(f"{name}: must be a non-negative number, got {value!r}")

@@ -188,12 +188,66 @@ def ste_one(confidence: torch.Tensor) -> torch.Tensor:
     return (confidence - confidence.detach()) + 1.0
 
 
-def ratio_loss(p: torch.Tensor, b: torch.Tensor, real: torch.Tensor, target: float) -> torch.Tensor:
-    """H-Net's L = N/(N-1) ((N-1) F G + (1-F)(1-G)): F the boundary fraction, G the mean p."""
+def boundary_rate(p: torch.Tensor, b: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(F, G) over the real positions: F the fraction that start a chunk, G the mean p."""
     n_real = real.sum().clamp(min=1)
-    frac = (b & real).sum() / n_real
-    mean_p = (p * real).sum() / n_real
-    return target / (target - 1) * ((target - 1) * frac * mean_p + (1 - frac) * (1 - mean_p))
+    return (b & real).sum() / n_real, (p * real).sum() / n_real
+
+
+def hnet_ratio(frac: torch.Tensor, mean_p: torch.Tensor, target: float) -> torch.Tensor:
+    """H-Net's L = N/(N-1) ((N-1) F G + (1-F)(1-G)), minimal (1) at F = G = 1/N."""
+    n = target
+    return n / (n - 1) * ((n - 1) * frac * mean_p + (1 - frac) * (1 - mean_p))
+
+
+def ratio_loss(p: torch.Tensor, b: torch.Tensor, real: torch.Tensor, target: float) -> torch.Tensor:
+    """H-Net's ratio loss of boundary probabilities p and decisions b over the real positions."""
+    return hnet_ratio(*boundary_rate(p, b, real), target)
+
+
+class RatioLoss(nn.Module):
+    """The dynamic chunker's compression objective: weight x (H-Net's ratio loss + I x G).
+
+    H-Net's loss alone is a proportional controller: its gradient in G is N/(N-1) (N F - 1), zero
+    at F = 1/N, so it settles where that pull equals the language-model loss's pull towards more
+    chunks, off target by an amount that depends on the scale, the learning rate and the data (the
+    tiny recipes ended at 2.6-2.8 bytes per chunk against 3.0). I is the integral of the error:
+    after every training forward pass I += gain x (N F - 1), a Lagrange multiplier on the boundary
+    rate updated by dual ascent, so the mean compression is driven onto the target. gain 0 is
+    H-Net's loss exactly. I is training state (saved in training checkpoints by
+    `bytelm.training.module`), not a weight: it changes nothing at inference.
+    """
+
+    def __init__(self, target: float, weight: float, gain: float) -> None:
+        super().__init__()
+        self.target, self.weight, self.gain = target, weight, gain
+        self.register_buffer("integral", torch.zeros((), dtype=torch.float32), persistent=False)
+
+    @torch.compiler.disable  # eager inside a compiled model: the partitioner would otherwise
+    # recompute the multiplier in the backward pass from the buffer after its in-place update
+    def forward(self, p: torch.Tensor, b: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """p, b, real [B, T] -> the weighted loss; in training mode, then advance the integral."""
+        frac, mean_p = boundary_rate(p, b, real)
+        multiplier = self.integral.to(mean_p.dtype, copy=True)  # a copy: the update below is in place
+        loss = self.weight * (hnet_ratio(frac, mean_p, self.target) + multiplier * mean_p)
+        if self.training and self.gain:
+            with torch.no_grad():
+                self.integral.add_(self.gain * (self.target * frac.float() - 1))
+        return loss
+
+
+def ratio_integrals(model: nn.Module) -> list[float]:
+    """Every RatioLoss integral of `model`, outermost stage first (training-checkpoint state)."""
+    return [float(m.integral) for m in model.modules() if isinstance(m, RatioLoss)]
+
+
+def load_ratio_integrals(model: nn.Module, values: list[float]) -> None:
+    """Restore what `ratio_integrals` returned (a checkpoint of the same layout)."""
+    losses = [m for m in model.modules() if isinstance(m, RatioLoss)]
+    if len(values) != len(losses):
+        raise ValueError(f"checkpoint holds {len(values)} ratio-loss integrals, the model has {len(losses)}")
+    for m, v in zip(losses, values):
+        m.integral.fill_(v)
 
 
 def word_start_stats(

@@ -32,12 +32,12 @@ from torch import nn
 
 from bytelm.config import ModelConfig
 from bytelm.layers.chunking import (
+    RatioLoss,
     Router,
     RoutingState,
     chunk,
     dechunk,
     dechunk_step,
-    ratio_loss,
     routing_after_pass,
     routing_after_step,
     ste_one,
@@ -93,11 +93,13 @@ class Stage(nn.Module):
         self.level, self.d_model = level, spec.d_model
         self.rule = cfg.chunking[level]
         self.target = cfg.target_compression[level]
-        self.loss_weight = cfg.ratio_loss_weight
         self.chunk_size = cfg.ssm_chunk_size
         self.width_bucket = 1  # chunk-axis padding; `compile_model` sets WIDTH_BUCKET
         self.encoder = Network(levels[level]["encoder"], spec)
         self.router = entropy_router(cfg) if self.rule == "entropy" else Router(self.rule, spec.d_model)
+        self.ratio_loss = (
+            RatioLoss(self.target, cfg.ratio_loss_weight, cfg.ratio_integral_gain) if self.rule == "dynamic" else None
+        )
         if "main" in levels[level + 1]:
             self.inner: Network | Stage = Network(levels[level + 1]["main"], level_spec(cfg, level + 1))
         else:
@@ -177,14 +179,15 @@ class Stage(nn.Module):
     forward_level = forward  # the level interface, shared with the innermost Network
 
     def _aux(self, p: torch.Tensor, b: torch.Tensor, real: torch.Tensor, starts: torch.Tensor) -> dict:
-        loss = p.new_zeros(())
-        if self.rule == "dynamic":
-            loss = self.loss_weight * ratio_loss(p, b, real, self.target)
+        loss = integral = p.new_zeros(())
+        if self.ratio_loss is not None:
+            loss = self.ratio_loss(p, b, real)
+            integral = self.ratio_loss.integral.detach().clone()
         precision, recall = word_start_stats(b, starts, real)
         compression = (real.sum() / b.sum().clamp(min=1)).detach().float()
         return {
             "ratio_loss": loss, "compression": compression, "boundary_probs": p, "boundary_mask": b,
-            "word_start_precision": precision, "word_start_recall": recall,
+            "word_start_precision": precision, "word_start_recall": recall, "ratio_integral": integral,
         }
 
     def step_level(
@@ -300,13 +303,14 @@ class HybridLM(nn.Module):
         y, stages, state = self.backbone.forward_level(x, ids, word_starts(ids), None, state)
         aux: dict[str, Any] = {"ratio_loss": sum((s["ratio_loss"] for s in stages), x.new_zeros(()))}
         for key in ("compression", "boundary_probs", "boundary_mask", "word_start_precision",
-                    "word_start_recall"):
+                    "word_start_recall", "ratio_integral"):
             aux[key] = [s[key] for s in stages]
         return self.head(y), aux, state
 
     def forward(self, ids: torch.Tensor) -> ModelOutput:
         """ids [B, T] -> logits [B, T, V] and aux ("ratio_loss" already weighted; per stage lists
-        "compression" (positions of the outer level per chunk), "boundary_probs",
+        "compression" (positions of the outer level per chunk), "ratio_integral" (the ratio
+        loss's integral after this pass; 0 where the rule is not dynamic), "boundary_probs",
         "boundary_mask", "word_start_precision", "word_start_recall")."""
         logits, aux, _ = self._run(ids, None)
         return ModelOutput(logits, aux)

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from bytelm.config import config_from_dict
 from bytelm.errors import BytelmError
+from bytelm.layers.chunking import load_ratio_integrals, ratio_integrals
 from bytelm.models import build_model
 from bytelm.models.compiled import compile_model
 from bytelm.training.optim import OptimizerArgs, ScheduleArgs, build_optimizer
@@ -73,7 +74,7 @@ class LitLM(L.LightningModule):
         self.bytes_seen = 0
         self.nonfinite_total = 0
         self.nonfinite_in_row = 0
-        self.compression_sums: list[float] = []
+        self.chunks_per_byte_sums: list[float] = []  # per stage: sum over steps of 1 / compression
         self.compression_count = 0
         self._last_step_time: float | None = None
         self._val_nll = 0.0
@@ -162,21 +163,25 @@ class LitLM(L.LightningModule):
             metrics["train/tokens_per_s"] = batch_tokens / elapsed
         compression = [float(c) for c in aux.get("compression", [])]
         if compression:
-            if not self.compression_sums:
-                self.compression_sums = [0.0] * len(compression)
-            self.compression_sums = [s + c for s, c in zip(self.compression_sums, compression)]
+            if not self.chunks_per_byte_sums:
+                self.chunks_per_byte_sums = [0.0] * len(compression)
+            self.chunks_per_byte_sums = [s + 1 / c for s, c in zip(self.chunks_per_byte_sums, compression)]
             self.compression_count += 1
             for k, c in enumerate(compression):
                 metrics[f"train/compression_s{k}"] = c
                 metrics[f"train/word_start_precision_s{k}"] = aux["word_start_precision"][k]
                 metrics[f"train/word_start_recall_s{k}"] = aux["word_start_recall"][k]
+                metrics[f"train/ratio_integral_s{k}"] = aux["ratio_integral"][k]
         self.log_dict(metrics, on_step=True, on_epoch=False, prog_bar=False, rank_zero_only=True)
 
     def mean_compression(self) -> list[float] | None:
-        """Mean bytes per chunk per stage over the optimizer steps so far (this rank's batches)."""
+        """Bytes per chunk per stage over the optimizer steps so far (this rank's batches): the
+        harmonic mean of the steps' figures, i.e. all positions over all chunks (exactly so at
+        stage 0, where every step sees the same number of bytes; an arithmetic mean would let
+        the first steps, where a fresh router starts almost no chunks, dominate)."""
         if not self.compression_count:
             return None
-        return [s / self.compression_count for s in self.compression_sums]
+        return [self.compression_count / s for s in self.chunks_per_byte_sums]
 
     def on_validation_epoch_start(self) -> None:
         self._val_nll, self._val_bytes = 0.0, 0
@@ -210,7 +215,8 @@ class LitLM(L.LightningModule):
             "bytes_seen": self.bytes_seen,
             "nonfinite_total": self.nonfinite_total,
             "nonfinite_in_row": self.nonfinite_in_row,
-            "compression_sums": list(self.compression_sums),
+            "chunks_per_byte_sums": list(self.chunks_per_byte_sums),
+            "ratio_integrals": ratio_integrals(self.model),
             "compression_count": self.compression_count,
             "torch_rng": torch.get_rng_state(),
             "python_rng": random.getstate(),
@@ -220,11 +226,14 @@ class LitLM(L.LightningModule):
         state = checkpoint.get("bytelm")
         if state is None:
             raise BytelmError("this checkpoint was not written by `bytelm train`")
+        if "ratio_integrals" not in state:
+            raise BytelmError("this checkpoint was written by an older bytelm (no ratio-loss state): start the run afresh")
         self.batches_seen = state["batches_seen"]
         self.bytes_seen = state["bytes_seen"]
         self.nonfinite_total = state["nonfinite_total"]
         self.nonfinite_in_row = state["nonfinite_in_row"]
-        self.compression_sums = list(state["compression_sums"])
+        self.chunks_per_byte_sums = list(state["chunks_per_byte_sums"])
+        load_ratio_integrals(self.model, state["ratio_integrals"])
         self.compression_count = state["compression_count"]
         torch.set_rng_state(state["torch_rng"])
         random.setstate(state["python_rng"])

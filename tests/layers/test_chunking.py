@@ -4,10 +4,13 @@ import pytest
 import torch
 
 from bytelm.layers.chunking import (
+    RatioLoss,
     Router,
     RoutingState,
     chunk,
     dechunk,
+    load_ratio_integrals,
+    ratio_integrals,
     ratio_loss,
     spacelike,
     ste_one,
@@ -101,6 +104,47 @@ def test_ratio_loss(target):
     at_target = ratio_loss(b.double() * 0 + k / t, b, real, target)  # F = G = 1/N
     assert torch.allclose(at_target, torch.tensor(1.0), atol=1e-12)
     assert ratio_loss(torch.full((1, t), 0.9), torch.ones_like(b), real, target) > 1.0
+
+
+def boundaries(t: int, every: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """b [1, t] starting a chunk at every `every`-th position, and real [1, t] all true."""
+    b = torch.zeros(1, t, dtype=torch.bool)
+    b[0, ::every] = True
+    return b, torch.ones_like(b)
+
+
+def test_ratio_loss_integral_is_dual_ascent_on_the_boundary_rate():
+    """Gain 0 is H-Net's loss; otherwise each training pass adds gain x (N F - 1) to I, the
+    loss's slope in G grows by weight x I, and evaluation passes leave I alone."""
+    target, weight, gain = 3.0, 0.03, 0.05
+    b, real = boundaries(120, 2)  # F = 1/2: too many chunks for N = 3
+    p = torch.full((1, 120), 0.4, dtype=torch.float64, requires_grad=True)
+    plain = RatioLoss(target, weight, 0.0).double()
+    assert torch.equal(plain(p, b, real), weight * ratio_loss(p, b, real, target))
+    assert float(plain.integral) == 0.0
+    controlled = RatioLoss(target, weight, gain).double()
+    controlled(p, b, real)
+    assert float(controlled.integral) == pytest.approx(gain * (target / 2 - 1))
+    controlled(p, b, real)
+    integral = 2 * gain * (target / 2 - 1)
+    assert float(controlled.integral) == pytest.approx(integral)
+    (slope,) = torch.autograd.grad(controlled(p, b, real) - plain(p, b, real), p)
+    torch.testing.assert_close(slope, torch.full_like(p, weight * integral / 120))
+    controlled.eval()
+    controlled(p, b, real)
+    assert float(controlled.integral) == pytest.approx(3 * gain * (target / 2 - 1))
+    b, real = boundaries(120, 6)  # F = 1/6: too few chunks, I falls back
+    controlled.train()
+    controlled(p, b, real)
+    assert float(controlled.integral) == pytest.approx(3 * gain * 0.5 + gain * (0.5 - 1))
+
+
+def test_ratio_integrals_round_trip():
+    model = torch.nn.Sequential(RatioLoss(3.0, 0.03, 0.05), torch.nn.Linear(2, 2), RatioLoss(2.0, 0.03, 0.05))
+    load_ratio_integrals(model, [0.25, -1.5])
+    assert ratio_integrals(model) == [0.25, -1.5]
+    with pytest.raises(ValueError, match="holds 1"):
+        load_ratio_integrals(model, [0.25])
 
 
 def test_word_start_stats():

@@ -13,7 +13,8 @@ def test_aux_outputs():
     aux = out.aux
     assert out.logits.shape == (2, 30, 260)
     assert aux["ratio_loss"].dim() == 0 and aux["ratio_loss"].requires_grad
-    for key in ("compression", "boundary_probs", "boundary_mask", "word_start_precision", "word_start_recall"):
+    for key in ("compression", "boundary_probs", "boundary_mask", "word_start_precision", "word_start_recall",
+                "ratio_integral"):
         assert len(aux[key]) == 2, key
     mask = aux["boundary_mask"][0]
     assert aux["compression"][0].item() == ids.numel() / mask.sum().item()

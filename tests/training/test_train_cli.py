@@ -94,7 +94,7 @@ def test_hybrid_run_logs_compression_and_flops_as_trained(tmp_path: Path, byte_f
         assert len(values) == 4 and all(0 <= v <= 1 for v in values) and max(values) > 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["kind"] == "hybrid" and not (run_dir / "tokenizer.model").exists()
-    assert summary["compression"][0] == pytest.approx(sum(compression) / 4, rel=1e-5)
+    assert summary["compression"][0] == pytest.approx(4 / sum(1 / c for c in compression), rel=1e-5)
     assert summary["bytes_seen"] == 4 * 2 * 64
     assert summary["final_val_bpb"] > 0
 
