@@ -200,11 +200,6 @@ def hnet_ratio(frac: torch.Tensor, mean_p: torch.Tensor, target: float) -> torch
     return n / (n - 1) * ((n - 1) * frac * mean_p + (1 - frac) * (1 - mean_p))
 
 
-def ratio_loss(p: torch.Tensor, b: torch.Tensor, real: torch.Tensor, target: float) -> torch.Tensor:
-    """H-Net's ratio loss of boundary probabilities p and decisions b over the real positions."""
-    return hnet_ratio(*boundary_rate(p, b, real), target)
-
-
 class RatioLoss(nn.Module):
     """The dynamic chunker's compression objective: weight x (H-Net's ratio loss + I x G).
 

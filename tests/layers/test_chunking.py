@@ -7,11 +7,12 @@ from bytelm.layers.chunking import (
     RatioLoss,
     Router,
     RoutingState,
+    boundary_rate,
     chunk,
     dechunk,
+    hnet_ratio,
     load_ratio_integrals,
     ratio_integrals,
-    ratio_loss,
     spacelike,
     ste_one,
     word_start_stats,
@@ -101,9 +102,9 @@ def test_ratio_loss(target):
     b = torch.zeros(1, t, dtype=torch.bool)
     b[0, :k] = True
     real = torch.ones(1, t, dtype=torch.bool)
-    at_target = ratio_loss(b.double() * 0 + k / t, b, real, target)  # F = G = 1/N
+    at_target = hnet_ratio(*boundary_rate(b.double() * 0 + k / t, b, real), target)  # F = G = 1/N
     assert torch.allclose(at_target, torch.tensor(1.0), atol=1e-12)
-    assert ratio_loss(torch.full((1, t), 0.9), torch.ones_like(b), real, target) > 1.0
+    assert hnet_ratio(*boundary_rate(torch.full((1, t), 0.9), torch.ones_like(b), real), target) > 1.0
 
 
 def boundaries(t: int, every: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -120,7 +121,7 @@ def test_ratio_loss_integral_is_dual_ascent_on_the_boundary_rate():
     b, real = boundaries(120, 2)  # F = 1/2: too many chunks for N = 3
     p = torch.full((1, 120), 0.4, dtype=torch.float64, requires_grad=True)
     plain = RatioLoss(target, weight, 0.0).double()
-    assert torch.equal(plain(p, b, real), weight * ratio_loss(p, b, real, target))
+    assert torch.equal(plain(p, b, real), weight * hnet_ratio(*boundary_rate(p, b, real), target))
     assert float(plain.integral) == 0.0
     controlled = RatioLoss(target, weight, gain).double()
     controlled(p, b, real)
