@@ -1,4 +1,4 @@
-"""Save and load bytelm models: run dirs, safetensors release folders and `from_pretrained`.
+"""Load bytelm models: run dirs, safetensors release folders and `from_pretrained`.
 
 Two places hold a trained model:
 
@@ -20,12 +20,8 @@ state_dict gives them, and restored through the module that shares them.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
 import sys
-import uuid
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -33,11 +29,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from bytelm.checksums import verify_checksums
 from bytelm.errors import BytelmError
-from bytelm.model_card import collect_evals, render_card
 from bytelm.release_layout import (
-    CARD_FILE,
-    CHECKSUMS_FILE,
     CONFIG_FILE,
     FORMAT_VERSION,
     RELEASE_FORMAT,
@@ -49,7 +43,6 @@ from bytelm.run_dir import (
     LAST_CHECKPOINT,
     MODEL_CONFIG,
     SUMMARY,
-    atomic_output,
     newest_intact_checkpoint,
 )
 
@@ -351,162 +344,3 @@ def _check_format(doc: Any, source: Path) -> None:
             f"{source}: release format version {version} is unknown; "
             f"this bytelm reads version {FORMAT_VERSION}{newer}"
         )
-
-
-# --------------------------------------------------------------------------------------------
-# checksums
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def write_checksums(folder: Path) -> None:
-    """Write `checksums.sha256` over every other file of the folder (`sha256sum -c` format)."""
-    names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name != CHECKSUMS_FILE)
-    lines = "".join(f"{sha256_file(folder / n)}  {n}\n" for n in names)
-    _write_text(folder / CHECKSUMS_FILE, lines)
-
-
-def verify_checksums(folder: Path) -> None:
-    """Check every file listed in `checksums.sha256`; the weights and config must be listed."""
-    listing = folder / CHECKSUMS_FILE
-    if not listing.is_file():
-        raise BytelmError(f"{folder}: has no {CHECKSUMS_FILE}; not a complete bytelm release")
-    expected: dict[str, str] = {}
-    for number, line in enumerate(listing.read_text(encoding="utf-8").splitlines(), 1):
-        digest, _, name = line.partition("  ")
-        name = name.removeprefix("*")
-        if len(digest) != 64 or not name or "/" in name or "\\" in name or name in (".", ".."):
-            raise BytelmError(f"{listing}: line {number} is not '<sha256>  <file name>'")
-        expected[name] = digest.lower()
-    for required in (CONFIG_FILE, WEIGHTS_FILE):
-        if required not in expected:
-            raise BytelmError(f"{listing}: does not list {required}")
-    for name, digest in expected.items():
-        path = folder / name
-        if not path.is_file():
-            raise BytelmError(f"{path}: listed in {CHECKSUMS_FILE} but missing")
-        if sha256_file(path) != digest:
-            raise BytelmError(f"{path}: {_damage(path)}; download or release it again")
-
-
-def _damage(path: Path) -> str:
-    """Say whether a file that fails its checksum is truncated or changed."""
-    size = path.stat().st_size
-    declared = safetensors_size(path) if path.suffix == ".safetensors" else None
-    if declared is not None and size < declared:
-        return f"truncated ({size} of {declared} bytes)"
-    return "does not match its sha256 in checksums.sha256 (the file was changed or damaged)"
-
-
-def safetensors_size(path: Path) -> int | None:
-    """The file size a safetensors header declares, or None if the header is unreadable."""
-    try:
-        with open(path, "rb") as f:
-            header_len = int.from_bytes(f.read(8), "little")
-            if not 0 < header_len < 100_000_000:
-                return None
-            header = json.loads(f.read(header_len))
-    except (OSError, ValueError):
-        return None
-    ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
-    return 8 + header_len + max(ends, default=0)
-
-
-# --------------------------------------------------------------------------------------------
-# release
-
-
-def save_release(run_dir: str | Path, out: str | Path, force: bool = False) -> Path:
-    """Write a release folder for a run dir, atomically: a temporary folder, then a rename.
-
-    An existing `out` is replaced only with `force`; it is moved aside first and deleted only
-    after the new folder is in place, so an interruption never leaves a half-written release.
-    """
-    run_dir, out = Path(run_dir), Path(out)
-    if not (run_dir / RUN_CONFIG_FILE).is_file():
-        raise BytelmError(f"{run_dir}: not a run dir (no {RUN_CONFIG_FILE})")
-    if out.exists():
-        if not force:
-            raise BytelmError(f"{out}: already exists; pass --force to replace it")
-        if not out.is_dir():
-            raise BytelmError(f"{out}: exists and is not a folder; not replacing it")
-        if run_dir.resolve() == out.resolve() or out.resolve() in run_dir.resolve().parents:
-            raise BytelmError(f"{out}: holds the run dir itself; choose another --out")
-    loaded = load_run(run_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        write_release_files(loaded, run_dir, tmp, out.name)
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(out, old)
-            os.rename(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return out
-
-
-def write_release_files(loaded: LoadedModel, run_dir: Path, folder: Path, name: str) -> None:
-    """Write config.json, model.safetensors, tokenizer.model, README.md and checksums into
-    `folder`; `name` is what the release will be called (its final folder name)."""
-    from safetensors.torch import save_file
-
-    from bytelm import __version__
-
-    config, model = loaded.config, loaded.model
-    meta = describe(loaded, run_dir)
-    doc = {
-        "format": RELEASE_FORMAT,
-        "format_version": FORMAT_VERSION,
-        "bytelm_version": __version__,
-        "model_type": f"bytelm-{config.kind}",
-        "kind": config.kind,
-        "model": config.to_dict(),
-        "tokenizer": TOKENIZER_FILE if config.kind == "baseline" else None,
-        "training": meta,
-    }
-    _write_text(folder / CONFIG_FILE, json.dumps(doc, indent=2, sort_keys=False) + "\n")
-    weights = {k: v.detach().cpu().contiguous() for k, v in unique_state(model).items()}
-    save_file(weights, str(folder / WEIGHTS_FILE), metadata={"format": "pt"})
-    _as_ordinary_file(folder / WEIGHTS_FILE)
-    if config.kind == "baseline":
-        shutil.copyfile(run_dir / TOKENIZER_FILE, folder / TOKENIZER_FILE)
-    card = render_card(config, meta, collect_evals(run_dir), name)
-    _write_text(folder / CARD_FILE, card)
-    write_checksums(folder)
-
-
-def describe(loaded: LoadedModel, run_dir: Path) -> dict[str, Any]:
-    """The training summary, with the kind and parameter counts filled in from the model."""
-    meta = dict(loaded.meta)
-    meta.setdefault("kind", loaded.config.kind)
-    model = loaded.model
-    meta.setdefault("params", int(model.num_parameters()))
-    meta.setdefault("params_non_embedding", int(model.num_parameters(exclude_embeddings=True)))
-    meta.setdefault("run_dir", run_dir.name)
-    return meta
-
-
-def _as_ordinary_file(path: Path) -> None:
-    """Give a file the permissions of any other new file (safetensors writes it 0600)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
-
-
-def _write_text(path: Path, text: str) -> None:
-    """Write a text file through a temporary name in the same folder."""
-    with atomic_output(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")

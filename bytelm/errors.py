@@ -8,3 +8,7 @@ a user never sees a traceback for their own mistake. Bugs still raise ordinary e
 
 class BytelmError(Exception):
     """A user-facing error: its message is the whole explanation, on one line."""
+
+
+class ConfigError(BytelmError, ValueError):
+    """A config value that does not fit; the message names the field."""

@@ -12,16 +12,11 @@ import torch
 from release_fixtures import tiny_model, train_tokenizer, write_run_dir
 
 from bytelm import from_pretrained
-from bytelm.checkpoint import (
-    CHECKSUMS_FILE,
-    CONFIG_FILE,
-    FORMAT_VERSION,
-    WEIGHTS_FILE,
-    load_model,
-    save_release,
-    sha256_file,
-    write_checksums,
-)
+from bytelm.checkpoint import load_model
+from bytelm.checksums import write_checksums
+from bytelm.release_layout import CHECKSUMS_FILE, CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE
+from bytelm.release_writer import save_release
+from bytelm.run_dir import sha256_file
 from bytelm.data.tokenizer import BpeTokenizer, ByteCodec
 from bytelm.errors import BytelmError
 

@@ -26,7 +26,9 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from bytelm.checkpoint import CHECKSUMS_FILE, save_release, verify_checksums
+    from bytelm.checksums import verify_checksums
+    from bytelm.release_layout import CHECKSUMS_FILE
+    from bytelm.release_writer import save_release
 
     out = save_release(args.run_dir, args.out, force=args.force)
     verify_checksums(out)

@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bytelm.config import chunking_period
 from bytelm.kernels.ssd import chunk_scan
+from bytelm.layout import chunking_period
 
 P_CLAMP = 1e-4
 WIDTH_BUCKET = 64

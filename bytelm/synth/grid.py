@@ -21,8 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bytelm.config import BaselineConfig, ConfigError, ModelConfig, config_from_dict, parse_network
+from bytelm.config import BaselineConfig, ConfigError, ModelConfig, config_from_dict
 from bytelm.errors import BytelmError
+from bytelm.layout import parse_network
 from bytelm.synth.bytes_task import BytesMqar
 from bytelm.synth.tasks import TOKEN_TASKS
 from bytelm.yaml_file import find_named, read_yaml

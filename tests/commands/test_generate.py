@@ -11,7 +11,8 @@ import torch
 from release_fixtures import tiny_model, train_tokenizer, write_run_dir
 
 from bytelm import cli
-from bytelm.checkpoint import load_model, save_release
+from bytelm.checkpoint import load_model
+from bytelm.release_writer import save_release
 from bytelm.commands.generate import (
     OrderedPrinter,
     build_parser,

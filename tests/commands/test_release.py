@@ -8,7 +8,7 @@ import pytest
 from release_fixtures import tiny_model, write_run_dir
 
 from bytelm import cli
-from bytelm.checkpoint import CHECKSUMS_FILE, WEIGHTS_FILE
+from bytelm.release_layout import CHECKSUMS_FILE, WEIGHTS_FILE
 
 
 @pytest.fixture(scope="module")

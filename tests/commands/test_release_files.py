@@ -10,7 +10,7 @@ from pathlib import Path
 from release_fixtures import tiny_model, write_run_dir
 
 from bytelm import cli
-from bytelm.checkpoint import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE
+from bytelm.release_layout import CARD_FILE, CONFIG_FILE, WEIGHTS_FILE
 
 
 def test_release_files_share_permissions_and_the_card_prints_the_seed(tmp_path: Path, capsys):
