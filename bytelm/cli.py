@@ -17,7 +17,7 @@ from bytelm import __version__
 from bytelm.errors import BytelmError
 
 COMMANDS: dict[str, tuple[str, str]] = {
-    "prepare": ("bytelm.data.prepare", "turn a corpus into byte shards (and BPE token shards)"),
+    "prepare": ("bytelm.data.prepare_cli", "turn a corpus into byte shards (and BPE token shards)"),
     "train": ("bytelm.training.cli", "train a model from a YAML recipe with Lightning"),
     "eval": ("bytelm.eval.cli", "bits per byte and lm-eval tasks for a run or release"),
     "generate": ("bytelm.commands.generate", "stream text from a released model"),
