@@ -64,13 +64,16 @@ def test_seq_idx_equals_sequential_and_isolates_segments(with_init):
             torch.testing.assert_close(y[row : row + 1, sl], y_seg, rtol=1e-10, atol=1e-10)
 
 
-def test_gradients_match_sequential():
-    x, dt, A, B, C, D, h0 = make_inputs(1, 19, 2, 3, 1, 4, seed=5)
-    seq_idx = random_seq_idx(1, 19, seed=2)
+@pytest.mark.parametrize("b,h,g,chunk", [(1, 2, 1, 8), (2, 6, 2, 4)])
+def test_gradients_match_sequential(b, h, g, chunk):
+    """Every gradient, through the intra-chunk block's own backward, against autograd through
+    the recurrence (several heads per group, several rows, segments across chunk edges)."""
+    x, dt, A, B, C, D, h0 = make_inputs(b, 19, h, 3, g, 4, seed=5)
+    seq_idx = random_seq_idx(b, 19, seed=2)
     leaves = [t.clone().requires_grad_() for t in (x, dt, A, B, C, D, h0)]
     gen = torch.Generator().manual_seed(9)
-    wy = torch.randn(1, 19, 2, 3, generator=gen, dtype=torch.float64)
-    wf = torch.randn(1, 2, 3, 4, generator=gen, dtype=torch.float64)
+    wy = torch.randn(b, 19, h, 3, generator=gen, dtype=torch.float64)
+    wf = torch.randn(b, h, 3, 4, generator=gen, dtype=torch.float64)
 
     def loss(fn, *args, **kw):
         y, f = fn(*args, **kw)
@@ -85,7 +88,7 @@ def test_gradients_match_sequential():
             As,
             Bs,
             Cs,
-            8,
+            chunk,
             D=Ds,
             initial_state=h0s,
             seq_idx=seq_idx,
