@@ -2,7 +2,7 @@
 
 STUDY.md holds: mean +- standard deviation over seeds per arm (per learning rate of a sweep,
 the best one per arm and budget marked) and budget; the paired comparison of every arm with the
-study's baseline per budget (test bpb, same seeds, t-interval); the crossover of the fitted
+study's baseline per budget (test bpb and the held-out corpus's, same seeds, t-interval); the crossover of the fitted
 curves (`bytelm.study.stats`); compression over training for the arms that chunk; and the plots
 bpb against training FLOPs and against wall-clock (error bars: one standard deviation over
 seeds), bpb against learning rate for sweeps, and bytes per chunk over training.
@@ -103,29 +103,45 @@ def _arm_cells(rows: list[dict], arm: str, budget: int) -> list[dict]:
     return groups(rows).get((series, budget), []) if series else []
 
 
+def _paired_cells(result) -> str:
+    """'mean | CI' of a paired difference, or '- | -' where the seeds do not pair."""
+    if result is None:
+        return "- | -"
+    ci = "- (one seed)" if result.low is None else f"[{result.low:+.3f}, {result.high:+.3f}]"
+    return f"{result.mean:+.3f} | {ci}"
+
+
 def comparisons(study: Study, rows: list[dict]) -> str:
+    """The paired table: per arm and budget, arm minus baseline on test bpb and, when the study
+    names a held-out corpus, on its bpb too (the same seeds paired)."""
     if study.baseline is None:
         return "No baseline arm is named, so no paired comparison."
+    heldout = study.evaluation.heldout
+    metrics = [("test_bpb", "test")] + ([("heldout_bpb", heldout.name)] if heldout else [])
+    head = " | ".join(f"{name}: mean difference | {LEVEL:.0%} CI" for _, name in metrics)
     lines = [
-        f"Test bpb, arm minus {study.baseline}, over the seeds both ran (negative: the arm is "
+        f"Bpb, arm minus {study.baseline}, over the seeds both ran (negative: the arm is "
         f"better); {LEVEL:.0%} Student-t interval of the mean difference. Arms that sweep use "
         "their best learning rate at each budget.",
         "",
-        f"| arm | budget (bytes) | seeds | mean difference | {LEVEL:.0%} CI |",
-        "|---|---|---|---|---|",
+        f"| arm | budget (bytes) | seeds | {head} |",
+        "|---|---|---|" + "---|---|" * len(metrics),
     ]
     for budget in sorted({b.bytes for b in study.budgets}):
-        base = {c["seed"]: c["test_bpb"] for c in _arm_cells(rows, study.baseline, budget)}
+        base_cells = _arm_cells(rows, study.baseline, budget)
         for arm in study.arms:
             if arm.name == study.baseline:
                 continue
-            mine = {c["seed"]: c["test_bpb"] for c in _arm_cells(rows, arm.name, budget)}
-            result = paired(mine, base, LEVEL)
-            if result is None:
+            mine_cells = _arm_cells(rows, arm.name, budget)
+            results = [
+                paired({c["seed"]: c[key] for c in mine_cells if c.get(key) is not None},
+                       {c["seed"]: c[key] for c in base_cells if c.get(key) is not None}, LEVEL)
+                for key, _ in metrics
+            ]
+            if results[0] is None:
                 continue
-            ci = ("- (one seed)" if result.low is None
-                  else f"[{result.low:+.3f}, {result.high:+.3f}]")
-            lines.append(f"| {arm.name} | {budget:,} | {len(result.seeds)} | {result.mean:+.3f} | {ci} |")
+            cells = " | ".join(_paired_cells(r) for r in results)
+            lines.append(f"| {arm.name} | {budget:,} | {len(results[0].seeds)} | {cells} |")
     return "\n".join(lines)
 
 

@@ -4,11 +4,12 @@ quantiles, the paired t-interval, the log-linear fit and the crossover, and the 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
 from bytelm.study.report import best_series, comparisons, crossover_lines, table
-from bytelm.study.spec import Arm, Budget, Evaluation, Study
+from bytelm.study.spec import Arm, Budget, Evaluation, Heldout, Study
 from bytelm.study.stats import crossover, loglinear_fit, meeting_point, paired, spread, t_quantile
 
 
@@ -82,6 +83,21 @@ def test_report_lines_on_constructed_rows():
     far = _rows("hyb", 5.0, -0.2) + _rows("base", 2.0, -0.1)
     assert "not within the budgets run (the fitted lines meet at 1e+30" in "\n".join(
         crossover_lines(study, far))
+
+
+def test_paired_comparison_adds_the_heldout_corpus_when_named():
+    rows = _rows("hyb", 5.0, -0.2) + _rows("base", 4.0, -0.1)
+    for row in rows:  # held-out: the hybrid 0.05 better at every budget, base's seed 2 missing
+        row["heldout_bpb"] = row["test_bpb"] - (0.35 if row["arm"] == "hyb" else 0.0) \
+            + 0.01 * row["seed"] * (row["arm"] == "hyb")
+    rows = [r for r in rows if not (r["arm"] == "base" and r["seed"] == 2 and r["budget"] == 4000)]
+    study = replace(_study(["hyb", "base"]),
+                    evaluation=Evaluation(heldout=Heldout("shakespeare", "tinyshakespeare")))
+    text = comparisons(study, rows)
+    assert "shakespeare: mean difference" in text
+    # 1e9 FLOPs: test +0.100 (paired noise cancels); held-out +0.100 - 0.35 + 0.01 x seed
+    assert "| hyb | 1,000 | 2 | +0.100 | [+0.100, +0.100] | -0.235 | [-0.299, -0.171] |" in text
+    assert "| hyb | 4,000 | 1 |" in text and "(one seed)" in text
 
 
 def test_sweeps_mark_the_best_learning_rate_per_arm_and_budget():
