@@ -14,11 +14,11 @@ from release_fixtures import tiny_model, train_tokenizer, write_run_dir
 from bytelm import from_pretrained
 from bytelm.checkpoint import load_model
 from bytelm.checksums import write_checksums
+from bytelm.data.tokenizer import BpeTokenizer, ByteCodec
+from bytelm.errors import BytelmError
 from bytelm.release_layout import CHECKSUMS_FILE, CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE
 from bytelm.release_writer import save_release
 from bytelm.run_dir import sha256_file
-from bytelm.data.tokenizer import BpeTokenizer, ByteCodec
-from bytelm.errors import BytelmError
 
 KINDS = ["hybrid", "baseline"]
 

@@ -2,10 +2,11 @@
 
 STUDY.md holds: mean +- standard deviation over seeds per arm (per learning rate of a sweep,
 the best one per arm and budget marked) and budget; the paired comparison of every arm with the
-study's baseline per budget (test bpb and the held-out corpus's, same seeds, t-interval); the crossover of the fitted
-curves (`bytelm.study.stats`); compression over training for the arms that chunk; and the plots
-bpb against training FLOPs and against wall-clock (error bars: one standard deviation over
-seeds), bpb against learning rate for sweeps, and bytes per chunk over training.
+study's baseline per budget (test bpb and, when named, the held-out corpus's; same seeds;
+t-interval); the crossover of the fitted curves (`bytelm.study.stats`); compression over
+training for the arms that chunk; and the plots bpb against training FLOPs and against
+wall-clock (error bars: one standard deviation over seeds), bpb against learning rate for
+sweeps, and bytes per chunk over training.
 """
 
 from __future__ import annotations

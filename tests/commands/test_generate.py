@@ -12,7 +12,6 @@ from release_fixtures import tiny_model, train_tokenizer, write_run_dir
 
 from bytelm import cli
 from bytelm.checkpoint import load_model
-from bytelm.release_writer import save_release
 from bytelm.commands.generate import (
     OrderedPrinter,
     build_parser,
@@ -20,6 +19,7 @@ from bytelm.commands.generate import (
     sampling_from_args,
 )
 from bytelm.generation import Sampling
+from bytelm.release_writer import save_release
 
 KINDS = ["hybrid", "baseline"]
 
