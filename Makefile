@@ -2,6 +2,8 @@
 #   make demo   the main job: prepare, train the tiny pair, evaluate, release, report
 #   make test   the test suite
 #   make setup  only the set-up: .venv, torch first and pinned, then bytelm[dev]
+#   make gpu-check  on a CUDA machine: the GPU tests and the kernel, training and decoding
+#                   benchmarks (JSON in runs/bench/); TORCH=... picks a CUDA build of torch
 PYTHON ?= python3
 VENV ?= .venv
 # Pinned torch is installed first; a constraint keeps every later install on it.
@@ -17,7 +19,7 @@ export BYTELM_DATA_DIR := $(SHARED_DATA)
 endif
 endif
 
-.PHONY: setup test demo lint clean
+.PHONY: setup test demo gpu-check lint clean
 
 setup: $(VENV)/.installed
 
@@ -33,6 +35,14 @@ test: setup
 
 demo: setup
 	$(BIN)/bytelm demo
+
+gpu-check: setup
+	@$(BIN)/python -c "import sys, torch; torch.cuda.is_available() or sys.exit('make gpu-check: no CUDA device visible to torch ' + torch.__version__)"
+	$(BIN)/pip install --quiet -c $(VENV)/constraints.txt -e '.[fla]'
+	$(BIN)/python -m pytest -q -m gpu tests/kernels
+	$(BIN)/bytelm bench kernels --out runs/bench/kernels.json
+	$(BIN)/bytelm bench train --pair small --compile on --device cuda --out runs/bench/train-small.json
+	$(BIN)/bytelm bench generate --pair small --compile --device cuda --out runs/bench/generate-small
 
 lint: setup
 	$(BIN)/ruff check .
