@@ -17,7 +17,15 @@ from pathlib import Path
 from bytelm.run_dir import write_atomic, write_json_atomic
 from bytelm.study.plan import budget_label
 from bytelm.study.spec import Study
-from bytelm.study.stats import Fit, crossover, loglinear_fit, meeting_point, paired, spread
+from bytelm.study.stats import (
+    Fit,
+    Paired,
+    crossover,
+    loglinear_fit,
+    meeting_point,
+    paired,
+    spread,
+)
 
 RESULTS = "results.json"
 STUDY = "STUDY.md"
@@ -104,7 +112,7 @@ def _arm_cells(rows: list[dict], arm: str, budget: int) -> list[dict]:
     return groups(rows).get((series, budget), []) if series else []
 
 
-def _paired_cells(result) -> str:
+def _paired_cells(result: Paired | None) -> str:
     """'mean | CI' of a paired difference, or '- | -' where the seeds do not pair."""
     if result is None:
         return "- | -"

@@ -66,8 +66,8 @@ def test_seq_idx_equals_sequential_and_isolates_segments(with_init):
 
 @pytest.mark.parametrize("b,h,g,chunk", [(1, 2, 1, 8), (2, 6, 2, 4)])
 def test_gradients_match_sequential(b, h, g, chunk):
-    """Every gradient, through the intra-chunk block's own backward, against autograd through
-    the recurrence (several heads per group, several rows, segments across chunk edges)."""
+    """Every gradient of the chunked form against autograd through the recurrence (several
+    heads per group, several rows, segments across chunk edges)."""
     x, dt, A, B, C, D, h0 = make_inputs(b, 19, h, 3, g, 4, seed=5)
     seq_idx = random_seq_idx(b, 19, seed=2)
     leaves = [t.clone().requires_grad_() for t in (x, dt, A, B, C, D, h0)]
