@@ -2,7 +2,9 @@
 
 Every cell is an ordinary run directory (`OUT/cells/<cell>/`) trained by `bytelm train`'s code
 and scored by `bytelm eval bpb`'s code (`bytelm.study.run`); finished cells are skipped, so a
-rerun continues an interrupted study. The study file, every arm's overrides (through the
+rerun continues an interrupted study, and a cell without a folder whose finished row (same
+identity) is in OUT/results.json counts as done, so a study continues on another machine from a
+copy of its results.json. The study file, every arm's overrides (through the
 training command's parser) and every existing cell folder are checked before the first cell
 trains. Then OUT/results.json (one row per finished or failed cell) and OUT/STUDY.md with its
 plots (`bytelm.study.report`) cover every cell on disk, also those `--only` left out this time.
@@ -38,7 +40,7 @@ def run_study(study_path: str | Path, out: Path | None = None, only: str | None 
     """Check, run and report a study: ({cell id: state}, exit code, the output folder)."""
     from bytelm.study.plan import plan, recipe_label
     from bytelm.study.report import write_report
-    from bytelm.study.run import cell_row, check_cells, run_cells
+    from bytelm.study.run import cell_row, check_cells, recorded_rows, run_cells
     from bytelm.study.spec import load_study
 
     study = load_study(study_path)
@@ -51,8 +53,10 @@ def run_study(study_path: str | Path, out: Path | None = None, only: str | None 
         raise BytelmError(f"--only {only}: matches no cell (cells look like {cells[0].id})")
     check_cells(cells, study.evaluation)
     out.mkdir(parents=True, exist_ok=True)
-    states, stopped = run_cells(chosen, study.evaluation, log)
-    rows = [row for c in cells if (row := cell_row(c, states.get(c.id), out)) is not None]
+    recorded = recorded_rows(cells, study.evaluation, out)
+    states, stopped = run_cells(chosen, study.evaluation, log, frozenset(recorded))
+    rows = [row for c in cells if (row := recorded.get(c.id)
+                                   or cell_row(c, states.get(c.id), out, study.evaluation))]
     missing = [c.id for c in cells if c.id not in {r["cell"] for r in rows}]
     write_report(study, rows, missing, out, recipe_label(study.path))
     if stopped is not None:
@@ -67,7 +71,7 @@ def main(argv: list[str]) -> int:
     states, code, out = run_study(args.study, args.out, args.only)
     trained = sum(s == "trained" for s in states.values())
     failed = sum(s.startswith("failed") for s in states.values())
-    skipped = sum(s == "skipped" for s in states.values())
+    skipped = sum(s in ("skipped", "recorded") for s in states.values())
     print(f"bytelm study: {trained} cells trained, {skipped} already done, {failed} failed; "
           f"{out}/results.json and STUDY.md", file=sys.stderr)
     return code

@@ -8,6 +8,11 @@ cell's folder records what decided it; a cell folder made with other settings is
 anything trains. A cell that fails is reported and the others go on; a SIGINT or SIGTERM stops
 the study with the training command's exit code.
 
+A finished row of OUT/results.json also counts as done when the cell has no folder in OUT (the
+study continues on another machine from its results alone, e.g. a committed copy placed in
+OUT): its row is kept when the identity stored in it equals the cell's (recipe arguments, seed,
+budget, learning rate, steps and evaluation settings). To run such a cell again, remove its row.
+
 Evaluations of a cell (in RUN/eval/, beside what `bytelm eval` writes):
     bpb.json          test bpb on the first `eval.test_bytes` bytes of the corpus it trained on
     bpb_heldout.json  bpb on the held-out corpus of `eval.heldout`, when one is named
@@ -27,6 +32,7 @@ from pathlib import Path
 from bytelm.errors import BytelmError
 from bytelm.run_dir import METRICS, read_summary, run_finished, write_json_atomic
 from bytelm.study.plan import CELL_FILE, Cell
+from bytelm.study.report import RESULTS
 from bytelm.study.spec import Evaluation
 
 INTERRUPTED = (130, 143)
@@ -96,17 +102,36 @@ def _evaluate(cell: Cell, evaluation: Evaluation) -> None:
     write_json(out / CHUNKER, {"stats": chunker_stats(loaded, test)})
 
 
+def recorded_rows(cells: list[Cell], evaluation: Evaluation, out: Path) -> dict[str, dict]:
+    """{cell id: row} of the finished rows in OUT/results.json that stand for cells without a
+    folder in OUT, each with the cell's identity stored in it."""
+    stored = (_read_json(out / RESULTS) or {}).get("rows") or []
+    settings = evaluation_settings(evaluation)
+    by_id = {row.get("cell"): row for row in stored if row.get("status") == "done"}
+    return {
+        cell.id: by_id[cell.id] for cell in cells
+        if cell.id in by_id and not cell.run_dir.exists()
+        and by_id[cell.id].get("identity") == cell.identity(settings)
+    }
+
+
 def run_cells(
     cells: list[Cell],
     evaluation: Evaluation,
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True),
+    recorded: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, str], int | None]:
-    """Train and score every cell not done yet: ({cell id: "skipped" | "trained" | "failed:
-    REASON"}, the exit code of an interrupted cell or None)."""
+    """Train and score every cell not done yet and not in `recorded` (cells whose results.json
+    row stands for them): ({cell id: "skipped" | "recorded" | "trained" | "failed: REASON"}, the
+    exit code of an interrupted cell or None)."""
     settings = evaluation_settings(evaluation)
     states: dict[str, str] = {}
     for i, cell in enumerate(cells, 1):
         head = f"[study {i}/{len(cells)}] {cell.id}"
+        if cell.id in recorded:
+            states[cell.id] = "recorded"
+            log(f"{head}: done (its row in {RESULTS}; no folder here)")
+            continue
         if cell_done(cell, evaluation):
             states[cell.id] = "skipped"
             log(f"{head}: already done")
@@ -160,7 +185,7 @@ def compression_curve(run_dir: Path) -> list[list[float]]:
     return kept
 
 
-def cell_row(cell: Cell, state: str | None, out: Path) -> dict | None:
+def cell_row(cell: Cell, state: str | None, out: Path, evaluation: Evaluation) -> dict | None:
     """The results.json row of a cell: finished, failed now, or None (not run yet)."""
     summary = read_summary(cell.run_dir)
     finished = summary is not None and not summary.get("interrupted")
@@ -169,7 +194,7 @@ def cell_row(cell: Cell, state: str | None, out: Path) -> dict | None:
     row = {"cell": cell.id, "arm": cell.arm, "series": cell.series, "seed": cell.seed,
            "budget": cell.budget, "lr": cell.lr, "steps": cell.steps,
            "run_dir": str(cell.run_dir.relative_to(out)) if cell.run_dir.is_relative_to(out)
-           else str(cell.run_dir)}
+           else str(cell.run_dir), "identity": cell.identity(evaluation_settings(evaluation))}
     if not finished:
         return {**row, "status": state}
     test = _read_json(cell.run_dir / EVAL / TEST_BPB) or {}

@@ -1,6 +1,6 @@
 """`bytelm study` end to end on tiny models: every file written, a rerun trains nothing, a study
 killed in its second cell continues with the remaining cells only, a failed cell is reported
-while the others go on."""
+while the others go on, and a study continues elsewhere from its results.json alone."""
 
 from __future__ import annotations
 
@@ -118,3 +118,34 @@ def test_a_failed_cell_is_reported_and_the_others_go_on(tmp_path, study_data, ca
     assert rows["baseline-256-s1"]["status"] == "done"
     assert "hybrid-256-s1: FAILED (probe failure" in capsys.readouterr().err
     assert "## Failed cells" in (out / "STUDY.md").read_text()
+
+
+def test_a_study_continues_on_another_machine_from_its_results_json_alone(tmp_path, study_data):
+    recipe = write_recipe(tmp_path / "h.yaml", hybrid_recipe(study_data))
+    arms = [{"name": "hybrid", "recipe": str(recipe), "overrides": {}}]
+    first = write_study(tmp_path, study_data, budgets=[256], seeds=[1, 2], arms=arms,
+                        baseline=None)
+    out = tmp_path / "out"
+    assert run_study(first, out)[1] == 0
+    trained = {r["cell"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
+
+    # elsewhere: only results.json travelled, one of its rows from a cell of other settings
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    moved = json.loads((out / "results.json").read_text())
+    moved["rows"][1]["identity"]["steps"] += 1
+    (elsewhere / "results.json").write_text(json.dumps(moved))
+    more = write_study(tmp_path, study_data, budgets=[256], seeds=[1, 2, 3], arms=arms,
+                       baseline=None)
+    states, code, _ = run_study(more, elsewhere)
+    assert code == 0
+    assert states == {"hybrid-256-s1": "recorded", "hybrid-256-s2": "trained",
+                      "hybrid-256-s3": "trained"}
+    assert not (elsewhere / "cells" / "hybrid-256-s1").exists()
+    rows = {r["cell"]: r for r in json.loads((elsewhere / "results.json").read_text())["rows"]}
+    assert rows["hybrid-256-s1"] == trained["hybrid-256-s1"]
+    assert rows["hybrid-256-s2"]["identity"] == trained["hybrid-256-s2"]["identity"]
+    assert "Cells: 3 done, 0 failed, 0 not run yet" in (elsewhere / "STUDY.md").read_text()
+    assert run_study(more, elsewhere)[0] == {"hybrid-256-s1": "recorded",
+                                             "hybrid-256-s2": "skipped",
+                                             "hybrid-256-s3": "skipped"}
