@@ -245,15 +245,30 @@ def load_ratio_integrals(model: nn.Module, values: list[float]) -> None:
         m.integral.fill_(v)
 
 
-def word_start_stats(
-    b: torch.Tensor, starts: torch.Tensor, real: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(fraction of boundaries at word starts, fraction of word starts that are boundaries)."""
+ALIGNMENT_KEYS = ("word_start_precision", "word_start_recall", "word_edge_precision", "word_edge_recall")
+
+
+def boundary_alignment(b: torch.Tensor, starts: torch.Tensor, real: torch.Tensor) -> dict[str, torch.Tensor]:
+    """How chunk starts b [B, T] line up with word starts `starts` [B, T] over the real positions.
+
+    word_start_*: a boundary counts only on a word's first byte (precision: boundaries there;
+    recall: words whose first byte is one). word_edge_*: a boundary on the byte before a word's
+    first byte counts too, since a chunk that starts at the space before a word ("_cat") cuts at
+    the same word edge as one that starts at the word ("cat"); the space rule does the former.
+    """
     b = b & real
-    hits = (b & starts).sum()
-    precision = hits / b.sum().clamp(min=1)
-    recall = hits / (starts & real).sum().clamp(min=1)
-    return precision.detach().float(), recall.detach().float()
+    starts = starts & real
+    before = F.pad(starts[:, 1:], (0, 1), value=False)  # the byte before a word start
+    b_prev = F.pad(b[:, :-1], (1, 0), value=False)  # a boundary on the previous byte
+    boundaries = b.sum().clamp(min=1)
+    words = starts.sum().clamp(min=1)
+    stats = {
+        "word_start_precision": (b & starts).sum() / boundaries,
+        "word_start_recall": (b & starts).sum() / words,
+        "word_edge_precision": (b & (starts | before)).sum() / boundaries,
+        "word_edge_recall": (starts & (b | b_prev)).sum() / words,
+    }
+    return {key: value.detach().float() for key, value in stats.items()}
 
 
 def dechunk_step(zc: torch.Tensor, p: torch.Tensor, b: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

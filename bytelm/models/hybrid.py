@@ -32,16 +32,17 @@ from torch import nn
 
 from bytelm.config import ModelConfig
 from bytelm.layers.chunking import (
+    ALIGNMENT_KEYS,
     RatioLoss,
     Router,
     RoutingState,
+    boundary_alignment,
     chunk,
     dechunk,
     dechunk_step,
     routing_after_pass,
     routing_after_step,
     ste_one,
-    word_start_stats,
     word_starts,
 )
 from bytelm.layers.init import STD, output_std, reset_tree
@@ -183,11 +184,10 @@ class Stage(nn.Module):
         if self.ratio_loss is not None:
             loss = self.ratio_loss(p, b, real)
             integral = self.ratio_loss.integral.detach().clone()
-        precision, recall = word_start_stats(b, starts, real)
         compression = (real.sum() / b.sum().clamp(min=1)).detach().float()
         return {
             "ratio_loss": loss, "compression": compression, "boundary_probs": p, "boundary_mask": b,
-            "word_start_precision": precision, "word_start_recall": recall, "ratio_integral": integral,
+            "ratio_integral": integral, **boundary_alignment(b, starts, real),
         }
 
     def step_level(
@@ -302,8 +302,7 @@ class HybridLM(nn.Module):
         x = self.embedding(ids)  # [B, T, D]
         y, stages, state = self.backbone.forward_level(x, ids, word_starts(ids), None, state)
         aux: dict[str, Any] = {"ratio_loss": sum((s["ratio_loss"] for s in stages), x.new_zeros(()))}
-        for key in ("compression", "boundary_probs", "boundary_mask", "word_start_precision",
-                    "word_start_recall", "ratio_integral"):
+        for key in ("compression", "boundary_probs", "boundary_mask", "ratio_integral", *ALIGNMENT_KEYS):
             aux[key] = [s[key] for s in stages]
         return self.head(y), aux, state
 
@@ -311,7 +310,8 @@ class HybridLM(nn.Module):
         """ids [B, T] -> logits [B, T, V] and aux ("ratio_loss" already weighted; per stage lists
         "compression" (positions of the outer level per chunk), "ratio_integral" (the ratio
         loss's integral after this pass; 0 where the rule is not dynamic), "boundary_probs",
-        "boundary_mask", "word_start_precision", "word_start_recall")."""
+        "boundary_mask", and `layers.chunking.ALIGNMENT_KEYS`: word-start and word-edge precision /
+        recall)."""
         logits, aux, _ = self._run(ids, None)
         return ModelOutput(logits, aux)
 

@@ -77,6 +77,13 @@ def _stages(cells: list[dict], key: str, digits: int = 2) -> str:
                       for k in range(len(lists[0])))
 
 
+def _precision_recall(cells: list[dict], measure: str) -> str:
+    """'P / R' per stage of a boundary measure ("word_start" or "word_edge"), or '-' without it
+    (a model without a chunker, or a row scored before the measure existed)."""
+    precision = _stages(cells, f"{measure}_precision")
+    return "-" if precision == "-" else f"{precision} / {_stages(cells, f'{measure}_recall')}"
+
+
 def _sci(value: float | None) -> str:
     return "-" if value is None else f"{value:.3g}"
 
@@ -86,22 +93,21 @@ def table(rows: list[dict]) -> str:
     swept = any(r.get("series") != r.get("arm") for r in rows)
     lines = [
         "| arm | budget (bytes) | seeds | lr | FLOPs/byte as trained | training FLOPs | wall s "
-        "| final val bpb | test bpb | held-out bpb | bytes/chunk (test) | word-start P / R |",
-        "|" + "---|" * 12,
+        "| final val bpb | test bpb | held-out bpb | bytes/chunk (test) | word-start P / R "
+        "| word-edge P / R |",
+        "|" + "---|" * 13,
     ]
     for (series, budget), cells in sorted(groups(rows).items(), key=lambda kv: (kv[0][1], kv[0][0])):
         arm = cells[0]["arm"]
         mark = " **best**" if swept and best.get((arm, budget)) == series else ""
-        precision = _stages(cells, "word_start_precision")
-        recall = _stages(cells, "word_start_recall")
-        pr = "-" if precision == "-" else f"{precision} / {recall}"
         lines.append(
             f"| {series}{mark} | {budget:,} | {len(cells)} | {cells[0]['lr']:g} "
             f"| {_sci(spread([c['flops_per_byte'] for c in cells])[0])} "
             f"| {_sci(spread([c['training_flops'] for c in cells])[0])} "
             f"| {_pm([c['wall_s'] for c in cells], 1)} | {_pm([c['final_val_bpb'] for c in cells])} "
             f"| {_pm([c['test_bpb'] for c in cells])} | {_pm([c.get('heldout_bpb') for c in cells])} "
-            f"| {_stages(cells, 'compression_test')} | {pr} |"
+            f"| {_stages(cells, 'compression_test')} | {_precision_recall(cells, 'word_start')} "
+            f"| {_precision_recall(cells, 'word_edge')} |"
         )
     return "\n".join(lines)
 

@@ -16,8 +16,8 @@ budget, learning rate, steps and evaluation settings). To run such a cell again,
 Evaluations of a cell (in RUN/eval/, beside what `bytelm eval` writes):
     bpb.json          test bpb on the first `eval.test_bytes` bytes of the corpus it trained on
     bpb_heldout.json  bpb on the held-out corpus of `eval.heldout`, when one is named
-    chunker.json      bytes per chunk and word-start precision / recall per stage on the same
-                      test bytes (byte models; `bytelm.eval.chunker`)
+    chunker.json      bytes per chunk and word-start / word-edge precision / recall per stage
+                      on the same test bytes (byte models; `bytelm.eval.chunker`)
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bytelm.errors import BytelmError
+from bytelm.layers.chunking import ALIGNMENT_KEYS
 from bytelm.run_dir import METRICS, read_summary, run_finished, write_json_atomic
 from bytelm.study.plan import CELL_FILE, Cell
 from bytelm.study.report import RESULTS
@@ -220,7 +221,6 @@ def cell_row(cell: Cell, state: str | None, out: Path, evaluation: Evaluation) -
         "heldout_bytes": heldout.get("bytes"),
         "compression_train": summary.get("compression"),
         "compression_test": chunker.get("compression"),
-        "word_start_precision": chunker.get("word_start_precision"),
-        "word_start_recall": chunker.get("word_start_recall"),
+        **{key: chunker.get(key) for key in ALIGNMENT_KEYS},
         "compression_curve": compression_curve(cell.run_dir),
     }

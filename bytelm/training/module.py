@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from bytelm.config import config_from_dict
 from bytelm.errors import BytelmError
-from bytelm.layers.chunking import load_ratio_integrals, ratio_integrals
+from bytelm.layers.chunking import ALIGNMENT_KEYS, load_ratio_integrals, ratio_integrals
 from bytelm.models import build_model
 from bytelm.models.compiled import compile_model
 from bytelm.training.optim import OptimizerArgs, ScheduleArgs, build_optimizer
@@ -169,8 +169,8 @@ class LitLM(L.LightningModule):
             self.compression_count += 1
             for k, c in enumerate(compression):
                 metrics[f"train/compression_s{k}"] = c
-                metrics[f"train/word_start_precision_s{k}"] = aux["word_start_precision"][k]
-                metrics[f"train/word_start_recall_s{k}"] = aux["word_start_recall"][k]
+                for key in ALIGNMENT_KEYS:
+                    metrics[f"train/{key}_s{k}"] = aux[key][k]
                 metrics[f"train/ratio_integral_s{k}"] = aux["ratio_integral"][k]
         self.log_dict(metrics, on_step=True, on_epoch=False, prog_bar=False, rank_zero_only=True)
 

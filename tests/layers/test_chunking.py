@@ -7,6 +7,7 @@ from bytelm.layers.chunking import (
     RatioLoss,
     Router,
     RoutingState,
+    boundary_alignment,
     boundary_rate,
     chunk,
     dechunk,
@@ -15,7 +16,6 @@ from bytelm.layers.chunking import (
     ratio_integrals,
     spacelike,
     ste_one,
-    word_start_stats,
     word_starts,
 )
 
@@ -148,11 +148,29 @@ def test_ratio_integrals_round_trip():
         load_ratio_integrals(model, [0.25])
 
 
-def test_word_start_stats():
+def test_boundary_alignment_counts_word_starts_and_the_byte_before_them():
     ids = ids_of(b"the cat sat")
     starts = word_starts(ids)
     assert starts[0].nonzero().flatten().tolist() == [4, 8]
     b = torch.zeros_like(starts)
-    b[0, [0, 4, 6]] = True
-    precision, recall = word_start_stats(b, starts, torch.ones_like(b))
-    assert precision.item() == pytest.approx(1 / 3) and recall.item() == pytest.approx(1 / 2)
+    b[0, [0, 3, 4, 6]] = True  # 3: the space before "cat", 4: "cat" itself
+    stats = boundary_alignment(b, starts, torch.ones_like(b))
+    assert stats["word_start_precision"].item() == pytest.approx(1 / 4)
+    assert stats["word_start_recall"].item() == pytest.approx(1 / 2)
+    assert stats["word_edge_precision"].item() == pytest.approx(2 / 4)
+    assert stats["word_edge_recall"].item() == pytest.approx(1 / 2)  # "cat" once, though cut twice
+    real = torch.ones_like(b)
+    real[0, 8:] = False  # "sat" is padding: its start is no word, so the space before it no edge
+    b[0, [7, 8]] = True
+    stats = boundary_alignment(b, starts, real)
+    assert stats["word_edge_precision"].item() == pytest.approx(2 / 5)
+    assert stats["word_edge_recall"].item() == pytest.approx(1.0)
+
+
+def test_the_space_rule_cuts_at_every_word_edge_and_never_on_a_word_start():
+    ids = ids_of(b"the cat sat on a mat")
+    router = Router("space", 8)
+    b = router(torch.zeros(1, ids.shape[1], 8), ids)[1]
+    stats = boundary_alignment(b, word_starts(ids), torch.ones_like(b))
+    assert stats["word_start_precision"].item() == 0.0
+    assert stats["word_edge_recall"].item() == 1.0

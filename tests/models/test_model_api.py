@@ -4,6 +4,7 @@ import torch
 from hybrid_helpers import text_ids, tiny_config, tiny_model
 
 from bytelm import ModelConfig, build_model
+from bytelm.layers.chunking import ALIGNMENT_KEYS
 
 
 def test_aux_outputs():
@@ -13,13 +14,12 @@ def test_aux_outputs():
     aux = out.aux
     assert out.logits.shape == (2, 30, 260)
     assert aux["ratio_loss"].dim() == 0 and aux["ratio_loss"].requires_grad
-    for key in ("compression", "boundary_probs", "boundary_mask", "word_start_precision", "word_start_recall",
-                "ratio_integral"):
+    for key in ("compression", "boundary_probs", "boundary_mask", "ratio_integral", *ALIGNMENT_KEYS):
         assert len(aux[key]) == 2, key
     mask = aux["boundary_mask"][0]
     assert aux["compression"][0].item() == ids.numel() / mask.sum().item()
     assert torch.all(mask[:, 0]) and torch.equal(mask, aux["boundary_probs"][0] > 0.5)
-    assert 0 <= aux["word_start_precision"][0] <= 1
+    assert 0 <= aux["word_start_precision"][0] <= aux["word_edge_precision"][0] <= 1
 
 
 def test_space_chunking_counts_words():

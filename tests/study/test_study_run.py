@@ -54,7 +54,7 @@ def test_study_runs_every_cell_writes_every_file_and_a_rerun_trains_nothing(tmp_
         assert row["heldout_bpb"] > 0 and row["final_val_bpb"] > 0 and row["wall_s"] > 0
         if row["arm"] == "hybrid":
             assert row["kind"] == "hybrid" and len(row["compression_test"]) == 1
-            assert 0 <= row["word_start_precision"][0] <= 1
+            assert 0 <= row["word_start_precision"][0] <= row["word_edge_precision"][0] <= 1
             assert row["compression_curve"][-1][0] == row["steps"] - 1
         else:
             assert row["compression_test"] is None
