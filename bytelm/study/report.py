@@ -68,20 +68,28 @@ def _pm(values: list[float | None], digits: int = 3) -> str:
     return f"{mean:.{digits}f}" if sd is None else f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
-def _stages(cells: list[dict], key: str, digits: int = 2) -> str:
-    """Per-stage mean over seeds of a list-valued field, stages joined by '/'."""
+def _stage_means(cells: list[dict], key: str) -> list[float] | None:
+    """Per-stage mean over seeds of a list-valued field; None when no cell has it."""
     lists = [c.get(key) for c in cells if c.get(key)]
     if not lists:
-        return "-"
-    return " / ".join(_fmt(sum(v[k] for v in lists) / len(lists), digits)
-                      for k in range(len(lists[0])))
+        return None
+    return [sum(v[k] for v in lists) / len(lists) for k in range(len(lists[0]))]
+
+
+def _stages(cells: list[dict], key: str, digits: int = 2) -> str:
+    """Per-stage mean over seeds of a list-valued field, stages joined by '/'."""
+    means = _stage_means(cells, key)
+    return "-" if means is None else " / ".join(_fmt(m, digits) for m in means)
 
 
 def _precision_recall(cells: list[dict], measure: str) -> str:
-    """'P / R' per stage of a boundary measure ("word_start" or "word_edge"), or '-' without it
-    (a model without a chunker, or a row scored before the measure existed)."""
-    precision = _stages(cells, f"{measure}_precision")
-    return "-" if precision == "-" else f"{precision} / {_stages(cells, f'{measure}_recall')}"
+    """'P / R' of a boundary measure ("word_start" or "word_edge"), stages joined by ' ; ', or
+    '-' without it (a model without a chunker, or a row scored before the measure existed)."""
+    precision = _stage_means(cells, f"{measure}_precision")
+    recall = _stage_means(cells, f"{measure}_recall")
+    if precision is None or recall is None:
+        return "-"
+    return " ; ".join(f"{_fmt(p, 2)} / {_fmt(r, 2)}" for p, r in zip(precision, recall))
 
 
 def _sci(value: float | None) -> str:

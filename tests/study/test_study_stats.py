@@ -108,3 +108,17 @@ def test_sweeps_mark_the_best_learning_rate_per_arm_and_budget():
     text = table(rows)
     assert "| hyb@lr=0.002 **best** | 1,000 |" in text
     assert "| hyb@lr=0.001 | 1,000 |" in text
+
+
+def test_table_gives_precision_and_recall_per_stage_and_a_dash_where_a_row_lacks_them():
+    rows = _rows("hyb", 5.0, -0.2) + _rows("base", 4.0, -0.1)
+    for row in rows:
+        if row["arm"] == "hyb":
+            row["compression_test"] = [2.0, 3.0]
+            row["word_start_precision"], row["word_start_recall"] = [0.2, 0.3], [0.6, 0.5]
+            if row["seed"] == 1:  # seed 2 scored before the word-edge measure existed
+                row["word_edge_precision"], row["word_edge_recall"] = [0.4, 0.7], [0.8, 0.9]
+    lines = [line for line in table(rows).splitlines() if line.startswith("| hyb | 1,000 |")]
+    assert lines[0].endswith("| 2.00 / 3.00 | 0.20 / 0.60 ; 0.30 / 0.50 | 0.40 / 0.80 ; 0.70 / 0.90 |")
+    base = [line for line in table(rows).splitlines() if line.startswith("| base | 1,000 |")]
+    assert base[0].endswith("| - | - | - |")
