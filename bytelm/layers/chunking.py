@@ -255,6 +255,7 @@ def boundary_alignment(b: torch.Tensor, starts: torch.Tensor, real: torch.Tensor
     recall: words whose first byte is one). word_edge_*: a boundary on the byte before a word's
     first byte counts too, since a chunk that starts at the space before a word ("_cat") cuts at
     the same word edge as one that starts at the word ("cat"); the space rule does the former.
+    At an inner stage a position is an outer chunk, so "the byte before" is the chunk before.
     """
     b = b & real
     starts = starts & real
