@@ -2,8 +2,8 @@
 word-edge precision / recall at every stage.
 
 The model's own auxiliary outputs are read (`out.aux["compression"]` and the keys of
-`bytelm.layers.chunking.ALIGNMENT_KEYS`, one entry per stage), from windows of the model's training length that
-tile the text without overlap, in batches of equal size; each figure is the mean over batches.
+`bytelm.layers.chunking.ALIGNMENT_KEYS`, one entry per stage), from windows of the model's
+training length that tile the text without overlap, in batches of equal size; each figure is the mean over batches.
 A token baseline has no chunker, so it gets None.
 """
 
