@@ -18,13 +18,17 @@ z_{j-1} over chunks, computed by the SSD scan, and repeats each value until the 
 In decoding, `dechunk_step` is the same EMA one position at a time, and `routing_after_pass` /
 `routing_after_step` carry the routing state (previous position, EMA value, counters) forward.
 
-Static shapes: a compiled model pads the chunk axis to a multiple of `WIDTH_BUCKET` (64, the
-recipes' scan chunk length, so the padding costs their scans nothing), so it meets a handful of
-shapes over a whole run instead of one per chunk count; eager models do not pad (`bucket=1`).
+Static shapes: a compiled model pads the chunk axis to one of two widths, the stage's capacity
+(`chunk_capacity`: CAPACITY_SLACK times the chunk count its target compression expects, rounded up
+to a multiple of `WIDTH_BUCKET`, 64, the recipes' scan chunk length, so the padding costs their
+scans nothing) when every row fits, else the whole sequence; so a whole run compiles each stage
+for two shapes at most, even while the chunker is still far from its target early in training.
+Eager models do not pad (`capacity=None`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +41,7 @@ from bytelm.layout import chunking_period
 
 P_CLAMP = 1e-4
 WIDTH_BUCKET = 64
+CAPACITY_SLACK = 1.5
 
 
 @dataclass
@@ -121,25 +126,35 @@ class Router(nn.Module):
         return 0.0
 
 
+def chunk_capacity(seqlen: int, target: float) -> int:
+    """The padded chunk-axis width of a compiled stage: CAPACITY_SLACK x seqlen / target rounded up
+    to a multiple of WIDTH_BUCKET, at most seqlen."""
+    expected = math.ceil(seqlen * CAPACITY_SLACK / target)
+    return min(seqlen, -(-expected // WIDTH_BUCKET) * WIDTH_BUCKET)
+
+
 @torch.compiler.disable
-def bucket_width(counts: torch.Tensor, seqlen: int, bucket: int) -> int:
-    """The chunk-axis length: the largest of counts [B] rounded up to a multiple of `bucket`, at
-    least 1 and at most seqlen. Read on the host, outside any compiled graph, so a graph after it
-    is specialised on the bucket, never on the raw count."""
-    return min(seqlen, -(-max(1, int(counts.max())) // bucket) * bucket)
+def chunk_width(counts: torch.Tensor, seqlen: int, capacity: int | None) -> int:
+    """The chunk-axis length: the largest of counts [B] (at least 1) when capacity is None, else
+    capacity when every row fits in it and seqlen when one does not. Read on the host, outside any
+    compiled graph, so a graph after it is specialised on one of two widths, never on the count."""
+    largest = max(1, int(counts.max()))
+    if capacity is None:
+        return largest
+    return capacity if largest <= capacity else seqlen
 
 
 def chunk(
-    b: torch.Tensor, *tensors: torch.Tensor, bucket: int = 1
+    b: torch.Tensor, *tensors: torch.Tensor, capacity: int | None = None
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """Counts [B] and each tensor [B, T, ...] gathered at the boundaries into [B, L, ...].
 
-    L is the largest count rounded up to a multiple of `bucket` (at most T); rows with
-    fewer chunks are right-padded with values from non-boundary positions, which the callers mask
-    with `counts`.
+    L is `chunk_width`: the largest count, or the padded capacity (or T) of a compiled stage; rows
+    with fewer chunks are right-padded with values from non-boundary positions, which the callers
+    mask with `counts`.
     """
     counts = b.sum(dim=1)  # [B]
-    width = bucket_width(counts, b.shape[1], bucket)
+    width = chunk_width(counts, b.shape[1], capacity)
     order = torch.argsort((~b).to(torch.int8), dim=1, stable=True)[:, :width]  # [B, L]
     out = []
     for t in tensors:

@@ -38,6 +38,7 @@ from bytelm.layers.chunking import (
     RoutingState,
     boundary_alignment,
     chunk,
+    chunk_capacity,
     dechunk,
     dechunk_step,
     routing_after_pass,
@@ -95,7 +96,7 @@ class Stage(nn.Module):
         self.rule = cfg.chunking[level]
         self.target = cfg.target_compression[level]
         self.chunk_size = cfg.ssm_chunk_size
-        self.width_bucket = 1  # chunk-axis padding; `compile_model` sets WIDTH_BUCKET
+        self.padded = False  # chunk axis padded to `chunk_capacity`; `compile_model` sets it
         self.encoder = Network(levels[level]["encoder"], spec)
         self.router = entropy_router(cfg) if self.rule == "entropy" else Router(self.rule, spec.d_model)
         self.ratio_loss = (
@@ -162,7 +163,8 @@ class Stage(nn.Module):
         h, enc_state = self.encoder(x, None if state is None else state.encoder, lengths)
         p, b, own = self.router.route(h, ids, None if state is None else state.routing)  # [B, T] each
         b = b & real
-        counts, (hc, pc, idc, sc) = chunk(b, h, p, ids, starts, bucket=self.width_bucket)  # [B], [B, L, ...]
+        capacity = chunk_capacity(seqlen, self.target) if self.padded else None
+        counts, (hc, pc, idc, sc) = chunk(b, h, p, ids, starts, capacity=capacity)  # [B], [B, L, ...]
         zc, aux, inner_state = self.inner.forward_level(
             self._widen(hc), idc, sc, counts, None if state is None else state.inner
         )

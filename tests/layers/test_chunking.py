@@ -10,6 +10,7 @@ from bytelm.layers.chunking import (
     boundary_alignment,
     boundary_rate,
     chunk,
+    chunk_capacity,
     dechunk,
     hnet_ratio,
     load_ratio_integrals,
@@ -66,6 +67,19 @@ def test_chunk_pads_rows_with_fewer_chunks():
     counts, (hc,) = chunk(b, h)
     assert counts.tolist() == [3, 1]
     assert hc[0, :, 0].tolist() == [0.0, 2.0, 3.0] and hc[1, 0, 0] == 4.0
+
+
+def test_compiled_widths_are_the_capacity_or_the_whole_sequence():
+    # 512 bytes at 3 bytes per chunk expect 171 chunks; x1.5 slack rounds up to 256, a multiple of 64
+    assert chunk_capacity(512, 3.0) == 256
+    assert chunk_capacity(512, 1.0) == 512 and chunk_capacity(100, 2.0) == 100  # capped at seqlen
+    b = torch.zeros(2, 512, dtype=torch.bool)
+    b[:, ::4] = True  # 128 chunks per row
+    h = torch.randn(2, 512, 3)
+    for capacity, width in [(None, 128), (256, 256), (128, 128), (64, 512)]:
+        counts, (hc,) = chunk(b, h, capacity=capacity)
+        assert hc.shape == (2, width, 3), (capacity, hc.shape)
+        assert torch.equal(hc[:, :128], h[:, ::4])  # the real chunks, whatever the padding
 
 
 def test_dechunk_is_the_ema_repeated():
