@@ -7,8 +7,9 @@ Per head h with scalar decay A[h] < 0 and step dt_t > 0:
 
 `chunk_scan` computes it with the chunked algorithm of Mamba-2 (as in mamba's `ssd_minimal`):
 inside each chunk of `chunk_size` positions a masked decay matrix turns the recurrence into
-attention-like einsums; across chunks, per-chunk states are passed with the chunk decays. Nothing
-loops over time, so autograd differentiates it in O(T * chunk_size) memory.
+attention-like products (`intra.py`); across chunks, per-chunk states are passed with the chunk
+decays, one chunk at a time. Nothing loops over positions, so autograd differentiates it in
+O(T * chunk_size) memory.
 
 Sequence ids: `seq_idx[b, t]` splits a row into segments; a new segment starts wherever the id
 differs from the previous position's, from a zero state, and positions of different segments
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from bytelm.kernels.ssd.intra import intra_chunk
 
 
 def check_inputs(
@@ -73,31 +76,6 @@ def segment_ids(seq_idx: torch.Tensor) -> torch.Tensor:
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     """float64 stays float64; everything else computes in float32."""
     return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def _segsum(a: torch.Tensor) -> torch.Tensor:
-    """out[..., i, j] = a[..., j+1] + ... + a[..., i] for i >= j, -inf above the diagonal.
-
-    Summing the masked copies (rather than subtracting two cumulative sums) keeps the small
-    decays exact when the cumulative sum grows large; used across chunks, where it does.
-    """
-    length = a.shape[-1]
-    strict = torch.ones(length, length, dtype=torch.bool, device=a.device).tril(-1)  # [L(i), L(j)]
-    out = (a[..., None] * strict).cumsum(dim=-2)  # [..., L(i), L(j)]
-    return out.masked_fill(~strict.diagonal_scatter(strict.new_ones(length)), float("-inf"))
-
-
-def _decay(a_cs: torch.Tensor) -> torch.Tensor:
-    """out[..., i, j] = exp(a_cs[..., i] - a_cs[..., j]) for i >= j, 0 above the diagonal.
-
-    a_cs is a cumulative sum of non-positive steps within one chunk, so every kept difference
-    is <= 0 (no overflow) and, the chunk being short, small next to the rounding of a_cs itself.
-    The masked entries are filled before exp, so their gradient is exactly 0.
-    """
-    length = a_cs.shape[-1]
-    causal = torch.ones(length, length, dtype=torch.bool, device=a_cs.device).tril()  # [L(i), L(j)]
-    diff = a_cs[..., :, None] - a_cs[..., None, :]  # [..., L(i), L(j)]
-    return torch.exp(diff.masked_fill(~causal, float("-inf")))
 
 
 def chunk_scan(
@@ -152,12 +130,10 @@ def chunk_scan(
         seg = F.pad(segment_ids(seq_idx), (0, pad), mode="replicate").reshape(bsz, nchunks, L)
 
     # 1. Intra-chunk output: attention-like with the masked decay matrix.
-    decay = _decay(a_cs)  # [b, c, g, r, l, s]
+    keep = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()  # [l, s]
     if seg is not None:
-        same = seg[:, :, None, None, :, None] == seg[:, :, None, None, None, :]  # [b, c, 1, 1, l, s]
-        decay = decay * same.to(cdt)
-    scores = (Cc @ Bc.transpose(-1, -2))[:, :, :, None] * decay  # [b, c, g, r, l, s]
-    y = scores @ xdt  # [b, c, g, r, l, p]
+        keep = keep & (seg[:, :, None, None, :, None] == seg[:, :, None, None, None, :])  # [b, c, 1, 1, l, s]
+    y = intra_chunk(Cc @ Bc.transpose(-1, -2), a_cs, xdt, keep)  # [b, c, g, r, l, p]
 
     # 2. Chunk states: what each chunk adds to the state at its last position.
     to_end = torch.exp(a_cs[..., -1:] - a_cs)  # [b, c, g, r, l]
@@ -167,19 +143,23 @@ def chunk_scan(
     states = weighted.reshape(bsz, nchunks, ngroups, rep * headdim, L) @ Bc  # [b, c, g, r p, n]
     states = states.reshape(bsz, nchunks, nheads, headdim, dstate)
 
-    # 3. State passing: state at each chunk boundary, index 0 = before the first position.
-    if initial_state is None:
-        init = torch.zeros(bsz, 1, nheads, headdim, dstate, dtype=cdt, device=x.device)
-    else:
-        init = initial_state.to(cdt)[:, None]
-    states = torch.cat([init, states], dim=1)  # [b, c+1, h, p, n]
-    chunk_decay = _segsum(F.pad(a_cs[..., -1].reshape(bsz, nchunks, nheads).transpose(1, 2), (1, 0)))
-    if seg is not None:  # [b, h, c+1, c+1]
+    # 3. State passing, linear in the chunks: h <- g h + S chunk by chunk, where g is the chunk's
+    # total decay, 0 when a new segment starts inside it. states[:, k] is the state entering
+    # chunk k, index c the final one.
+    gate = torch.exp(a_cs[..., -1]).reshape(bsz, nchunks, nheads)  # [b, c, h]
+    if seg is not None:
         seg_edge = F.pad(seg[:, :, -1], (1, 0))  # [b, c+1]; the initial state is segment 0
-        same_edge = seg_edge[:, None, :, None] == seg_edge[:, None, None, :]  # [b, 1, c+1, c+1]
-        chunk_decay = chunk_decay.masked_fill(~same_edge, float("-inf"))
-    states = torch.einsum("bhzc,bchpn->bzhpn", torch.exp(chunk_decay), states)  # [b, c+1, h, p, n]
-    final_state = states[:, -1]  # [b, h, p, n]
+        gate = gate * (seg_edge[:, 1:] == seg_edge[:, :-1])[..., None].to(cdt)
+    if initial_state is None:
+        running = torch.zeros(bsz, nheads, headdim, dstate, dtype=cdt, device=x.device)
+    else:
+        running = initial_state.to(cdt)
+    passed = [running]
+    for k in range(nchunks):
+        running = running * gate[:, k, :, None, None] + states[:, k]  # [b, h, p, n]
+        passed.append(running)
+    states = torch.stack(passed, dim=1)  # [b, c+1, h, p, n]
+    final_state = running
 
     # 4. Inter-chunk output: the state entering each chunk, decayed to each position.
     from_start = torch.exp(a_cs)  # [b, c, g, r, l]

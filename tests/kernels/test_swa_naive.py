@@ -55,10 +55,14 @@ def test_seq_idx_equals_dense_and_segments_alone(window, sinks):
             torch.testing.assert_close(out[row : row + 1, s:e], alone, rtol=1e-10, atol=1e-10)
 
 
-def test_gradients_equal_dense():
+@pytest.mark.parametrize("segments", [True, False])
+def test_gradients_equal_dense(segments):
+    """Both paths: segments (composed scores) and one segment per row (the fused SDPA call)."""
     q, k, v = make_qkv(1, 23, 4, 2, 5, seed=3)
-    seq_idx = torch.zeros(1, 23, dtype=torch.long)
-    seq_idx[0, 14:] = 1
+    seq_idx = None
+    if segments:
+        seq_idx = torch.zeros(1, 23, dtype=torch.long)
+        seq_idx[0, 14:] = 1
     leaves = [t.clone().requires_grad_() for t in (q, k, v)]
     w = torch.randn(1, 23, 4, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     g1 = torch.autograd.grad(
@@ -73,6 +77,8 @@ def test_gradients_equal_dense():
 def test_float32_output_dtype_and_bad_shapes():
     q, k, v = make_qkv(1, 9, 2, 1, 4, dtype=torch.float32)
     assert naive.sliding_window_attention(q, k, v, 3, 1).dtype == torch.float32
+    half = [t.to(torch.bfloat16) for t in (q, k, v)]
+    assert naive.sliding_window_attention(*half, 3, 1).dtype == torch.bfloat16
     with pytest.raises(ValueError, match="divisible"):
         naive.sliding_window_attention(q, k.expand(1, 9, 3, 4)[:, :, :3], v.expand(1, 9, 3, 4), 3)
     with pytest.raises(ValueError, match="window"):
