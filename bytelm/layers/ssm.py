@@ -104,15 +104,17 @@ class Mamba2(nn.Module):
             c.reshape(*shape, self.ngroups, self.d_state),
         )
 
-    def _conv(self, xbc_t: torch.Tensor) -> torch.Tensor:
-        """Causal depthwise conv of [B, C, K-1+T] (history first) -> [B, C, T], as a sum of K
-        shifted products: exact in every dtype and much faster than grouped conv in float64."""
+    def _conv(self, xbc_h: torch.Tensor) -> torch.Tensor:
+        """Causal depthwise conv of [B, K-1+T, C] (history first) -> [B, T, C], as a sum of K
+        shifted products over the time axis: exact in every dtype, much faster than grouped conv
+        in float64, and in the projection's own layout (transposing to [B, C, T] and back made
+        a tiny-hybrid training step 1.14x slower)."""
         k = self.d_conv
-        seqlen = xbc_t.shape[-1] - (k - 1)
+        seqlen = xbc_h.shape[1] - (k - 1)
         weight = self.conv1d.weight[:, 0]  # [C, K]
-        out = self.conv1d.bias[:, None] + weight[:, 0:1] * xbc_t[..., :seqlen]
+        out = self.conv1d.bias + weight[:, 0] * xbc_h[:, :seqlen]
         for i in range(1, k):
-            out = out + weight[:, i : i + 1] * xbc_t[..., i : i + seqlen]
+            out = out + weight[:, i] * xbc_h[:, i : i + seqlen]
         return out
 
     def forward(
@@ -121,13 +123,12 @@ class Mamba2(nn.Module):
         """u [B, T, D] -> y [B, T, D] and, when a state is given, the state after the pass."""
         bsz, seqlen, _ = u.shape
         z, xbc, dt = self._split(self.in_proj(u))
-        xbc_t = xbc.transpose(1, 2)  # [B, C, T]
         if state is None:
-            xbc_t = F.pad(xbc_t, (self.d_conv - 1, 0))
+            xbc_h = F.pad(xbc, (0, 0, self.d_conv - 1, 0))  # [B, K-1+T, C]
         else:
-            xbc_t = torch.cat([state.conv.to(xbc_t.dtype), xbc_t], dim=-1)  # [B, C, K-1+T]
-        conv = self._conv(xbc_t)  # [B, C, T]
-        x, b, c = self._split_xbc(F.silu(conv.transpose(1, 2)))  # [B, T, H, P], [B, T, G, N] x2
+            xbc_h = torch.cat([state.conv.transpose(1, 2).to(xbc.dtype), xbc], dim=1)  # [B, K-1+T, C]
+        conv = self._conv(xbc_h)  # [B, T, C]
+        x, b, c = self._split_xbc(F.silu(conv))  # [B, T, H, P], [B, T, G, N] x2
         dt = F.softplus(dt + self.dt_bias)  # [B, T, H]
         if lengths is not None:
             real = torch.arange(seqlen, device=u.device) < lengths[:, None]  # [B, T]
@@ -144,7 +145,7 @@ class Mamba2(nn.Module):
             return y, None
         n = torch.full((bsz,), seqlen, device=u.device) if lengths is None else lengths
         idx = n[:, None] + torch.arange(self.d_conv - 1, device=u.device)  # [B, K-1]
-        new_conv = xbc_t.gather(2, idx[:, None, :].expand(-1, self.conv_dim, -1))
+        new_conv = xbc_h.gather(1, idx[:, :, None].expand(-1, -1, self.conv_dim)).transpose(1, 2)  # [B, C, K-1]
         return y, SSMState(conv=new_conv.to(state.conv.dtype), ssm=final.to(state.ssm.dtype))
 
     def step(
