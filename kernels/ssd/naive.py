@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from bytelm.kernels.chunked import causal_mask
 from bytelm.kernels.ssd.intra import intra_chunk
 
 
@@ -130,7 +131,7 @@ def chunk_scan(
         seg = F.pad(segment_ids(seq_idx), (0, pad), mode="replicate").reshape(bsz, nchunks, L)
 
     # 1. Intra-chunk output: attention-like with the masked decay matrix.
-    keep = torch.ones(L, L, dtype=torch.bool, device=x.device).tril()  # [l, s]
+    keep = causal_mask(L, x.device)  # [l, s]
     if seg is not None:
         keep = keep & (seg[:, :, None, None, :, None] == seg[:, :, None, None, None, :])  # [b, c, 1, 1, l, s]
     y = intra_chunk(Cc @ Bc.transpose(-1, -2), a_cs, xdt, keep)  # [b, c, g, r, l, p]
