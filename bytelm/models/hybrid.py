@@ -198,8 +198,8 @@ class Stage(nn.Module):
         """One position: x [B, D], ids [B] -> y [B, D]; rows where `commit` is false keep their state.
 
         The inner level steps with the rows that start a chunk here as its commit mask. Eager
-        decoding skips it when no row starts one (a host check, free on CPU); a compiled step
-        always runs it masked, so it is one graph.
+        decoding skips it when no row starts one and drops the mask when every row does (host
+        checks, free on CPU); a compiled step always runs it masked, so it is one graph.
         """
         h, enc_state = self.encoder.step(x, state.encoder, commit)
         r = state.routing
@@ -207,6 +207,8 @@ class Stage(nn.Module):
         p, b = p[:, 0], b[:, 0]  # [B]
         inner_commit = b if commit is None else b & commit
         if torch.compiler.is_compiling() or bool(inner_commit.any()):
+            if not torch.compiler.is_compiling() and bool(inner_commit.all()):
+                inner_commit = None  # every row commits: no per-leaf select over the inner state
             zc, inner_state = self.inner.step_level(self._widen(h), ids, state.inner, inner_commit)
             z = dechunk_step(zc[:, : self.d_model], p, b, r.z)
         else:

@@ -48,3 +48,17 @@ def test_the_module_normalises_each_row_to_unit_rms_times_its_weight():
     x = torch.randn(4, 16, dtype=torch.float64) * 7
     y = norm(x)
     torch.testing.assert_close(y.pow(2).mean(-1).sqrt(), torch.full((4,), 3.0, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("gated", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_without_autograd_the_output_is_the_functions_bit_for_bit(gated, dtype):
+    """Decoding runs the ops without the autograd function: the same numbers, so step ==
+    forward does not depend on whether gradients are on."""
+    x, weight, gate = _inputs(dtype, gated)
+    with_grad = rms_norm(x, weight, gate, eps=1e-5)
+    with torch.inference_mode():
+        without = rms_norm(x, weight, gate, eps=1e-5)
+    assert not without.requires_grad and without.dtype == x.dtype
+    assert torch.equal(without, with_grad.detach())
+    torch.testing.assert_close(without, rms_norm_reference(x, weight, gate, eps=1e-5).detach())
