@@ -41,3 +41,31 @@ def test_compiled_training_step_equals_eager():
             assert err < 1e-4, f"{name}: relative error {err:.2e}"
     assert len(max_counts) > 1, "the batches must differ in their chunk counts"
     assert graphs[0] > 0 and graphs[1:] == [graphs[0]] * 2, f"recompiled: graphs after each batch {graphs}"
+
+
+@pytest.mark.slow
+def test_compiled_decode_step_equals_eager():
+    """`generation.compiled_step` gives the eager step's logits byte by byte, at batch 1 (a host
+    check skips the inner level on bytes without a chunk start) and at batch 2 (rows disagree, so
+    the inner level runs masked), and compiles nothing new once both paths were met."""
+    from bytelm.generation import compiled_step
+
+    torch.manual_seed(0)
+    model = build_model(tiny_config()).eval()
+    step = compiled_step(model)
+    ids = text_ids(2, 48, seed=3)  # [2, 48]
+    with torch.inference_mode():
+        for batch in (1, 2):
+            prompt, follow = ids[:batch, :16], ids[:batch, 16:]
+            _, eager_state = model.prefill(prompt, model.allocate_state(batch))
+            _, compiled_state = model.prefill(prompt, model.allocate_state(batch))
+            starts, graphs = set(), []
+            for t in range(follow.shape[1]):
+                before = eager_state.routing.chunks.clone()
+                logits, eager_state = model.step(follow[:, t], eager_state)
+                logits_c, compiled_state = step(follow[:, t], compiled_state)
+                torch.testing.assert_close(logits_c, logits, rtol=1e-5, atol=1e-5)
+                starts.add(tuple((eager_state.routing.chunks - before).tolist()))
+                graphs.append(compile_stats()["graphs"])
+            assert len(starts) > 1, f"batch {batch}: the bytes must differ in their chunk starts"
+            assert graphs[-1] == graphs[len(graphs) // 2], f"batch {batch}: still compiling {graphs}"
