@@ -24,7 +24,6 @@ generate`, the lm-eval scorer's greedy path and `bytelm bench generate` all call
 from __future__ import annotations
 
 import codecs
-import contextlib
 import functools
 import sys
 from collections.abc import Callable, Sequence
@@ -188,26 +187,13 @@ def context_budget(model: LanguageModel, prompt_len: int, wanted: int) -> int:
 
 
 def compiled_step(model: LanguageModel) -> StepFn:
-    """`model.step` through `torch.compile`; falls back to eager, with a note, if compiling fails.
-
-    Graph breaks (host checks on tensor values inside a step) are welcome: the hybrid's step
-    breaks where it decides whether the main network runs, so a byte without a chunk start runs
-    only the outer graphs. A break inside a nested call resumes in that call's frame
-    (`nested_graph_breaks`, where this torch has it) rather than cutting every frame above it:
-    fewer compiled frames per byte, about 10% of the hybrid's step. Inductor's size asserts on
-    every input are off: the guards already check the inputs' shapes, and at one byte per call
-    the asserts cost about 10% of the step.
-    """
-    compiled = torch.compile(model.step, options={"size_asserts": False})
-    state = {"fn": compiled}
-    dynamo_config = torch._dynamo.config
-    nested = (dynamo_config.patch(nested_graph_breaks=True) if hasattr(dynamo_config, "nested_graph_breaks")
-              else contextlib.nullcontext())
+    """The model's compiled step (`model.compiled_step()`, which picks how the step is cut into
+    graphs); falls back to eager, with a note, if compiling fails."""
+    state = {"fn": model.compiled_step()}
 
     def step(ids: torch.Tensor, st: Any) -> tuple[torch.Tensor, Any]:
         try:
-            with nested:
-                return state["fn"](ids, st)
+            return state["fn"](ids, st)
         except torch._dynamo.exc.BackendCompilerFailed as err:  # no working compiler here
             print(f"compiled step unavailable ({type(err).__name__}); decoding eagerly",
                   file=sys.stderr)

@@ -19,6 +19,7 @@ It answers the contract of both model kinds (`bytelm.models.contract.LanguageMod
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -187,6 +188,12 @@ class BaselineLM(nn.Module):
         """One decoding step for ids `[B]`: logits `[B, V]` and the advanced state."""
         logits, state = self.prefill(ids_t[:, None], state)
         return logits[:, 0], state
+
+    def compiled_step(self) -> Callable[[torch.Tensor, BaselineState], tuple[torch.Tensor, BaselineState]]:
+        """`step` compiled whole (bytelm.models.compiled.compile_function): one graph per call."""
+        from bytelm.models.compiled import compile_function
+
+        return compile_function(self.step)
 
     # ---- accounting ------------------------------------------------------------------------
 

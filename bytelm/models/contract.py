@@ -9,7 +9,7 @@ for the baseline; what an id stands for as bytes is the codec's business (see
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -63,6 +63,12 @@ class LanguageModel(Protocol):
 
     def step(self, ids: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
         """One id per row: ids [B] -> logits [B, V] and the state after it."""
+        ...
+
+    def compiled_step(self) -> Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]:
+        """`step` through `torch.compile`, same inputs and outputs; build it once per decoder (its
+        graphs are compiled on the first calls and kept). Each kind picks how its step is cut
+        into graphs."""
         ...
 
     def flops_per_byte(

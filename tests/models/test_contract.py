@@ -98,3 +98,18 @@ def test_flops_per_byte_in_bytes_for_both_kinds():
     target = hybrid.config.target_compression
     assert hybrid.flops_per_byte(seq, target) == hybrid.flops_per_byte(seq)
     assert hybrid.flops_per_byte(seq, [2 * c for c in target]) < hybrid.flops_per_byte(seq)
+
+
+@pytest.mark.slow
+def test_compiled_step_equals_step(model):
+    """`compiled_step()` answers like `step`, byte by byte (the two-stage hybrid's inner piece
+    holds the inner stage's own chunk-start check)."""
+    ids = ids_for(model, 2, 24)
+    compiled = model.compiled_step()
+    with torch.inference_mode():
+        _, eager_state = model.prefill(ids[:, :8], model.allocate_state(2, max_len=24))
+        _, compiled_state = model.prefill(ids[:, :8], model.allocate_state(2, max_len=24))
+        for t in range(8, ids.shape[1]):
+            logits, eager_state = model.step(ids[:, t], eager_state)
+            logits_c, compiled_state = compiled(ids[:, t], compiled_state)
+            torch.testing.assert_close(logits_c, logits, rtol=1e-9, atol=1e-9)
