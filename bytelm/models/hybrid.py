@@ -16,6 +16,9 @@ Design choices:
   the inner level for every row and commits its state only where the row has a boundary; the
   dechunk EMA step and the routing state's bookkeeping live with the chunking
   (bytelm.layers.chunking).
+- A stage's step is three pieces (`step_enter`, `step_inner`, `step_exit`) that one function,
+  `step_through`, runs with the chunk-start check between them, eagerly or as the compiled
+  pieces of `HybridLM.compiled_step`.
 - Parameters carry `_lr_multiplier` (per level) and `_no_weight_decay`; `optimizer_groups`
   builds the AdamW groups from them.
 """
@@ -248,11 +251,12 @@ def step_through(
     """One position through a stage as its three pieces (eager methods, or compiled ones).
 
     The inner level steps with the rows that start a chunk here as its commit mask. It is skipped
-    when no row starts one, and eagerly the mask is dropped when every row does: host checks,
-    free on CPU. Compiled, the check cuts the step into a few graphs, each compiled once, so a
-    byte without a chunk start runs only the outer ones; at batch 1 with a trained router this
-    decodes about 2x faster than one graph that always runs the inner level masked (README,
-    Benchmarks).
+    when no row starts one, and the mask is dropped when every row does: host checks, free on
+    CPU. Run eagerly between compiled pieces (`HybridLM.compiled_step`), both checks pick which
+    compiled graph runs next, so a byte without a chunk start runs only the outer ones; at batch
+    1 with a trained router this decodes about 2x faster than one graph that always runs the
+    inner level masked (README, Benchmarks). Traced inside a compiled call (an inner stage), the
+    first check cuts the graph there and the second is skipped: a mask is fused, a frame is not.
     """
     entry = enter(x, ids, state, commit)
     inner_commit = entry.b if commit is None else entry.b & commit
