@@ -10,7 +10,9 @@ GPU; on a CPU, which has no allocator peak counter, the weights plus the state p
 Python-level peak seen by tracemalloc over a second, untimed decode (tracing slows Python down,
 so it never runs while the clock does). The hybrid's state is bounded (SSM states and sliding
 windows), so its memory must stay flat as the context grows; the baseline's KV cache grows
-linearly.
+linearly. For the hybrid it also reports the decoded bytes per chunk at each stage (from a
+forward pass over the decoded bytes, whose chunking equals the decode's): the main network runs
+once per chunk, so this says how much of the decode time it can take.
 
 Models are random-initialised at the sizes of the pair's recipes (`recipes/<pair>_*.yaml`),
 or loaded from trained run dirs / release folders with `--runs`. Writes JSON and a PNG plot and
@@ -164,6 +166,7 @@ def measure(
         new, state = decode(step, logits, state, steps + 1, _greedy)  # `steps` model steps
         _sync(device)
         decode_s = time.perf_counter() - started
+        per_chunk = model(new).aux.get("compression")  # bytes per chunk per stage; None: no chunking
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device)
     else:
@@ -180,6 +183,7 @@ def measure(
         "bytes_per_s": steps * per_id / decode_s,
         "state_bytes": state_bytes,
         "peak_bytes": int(peak),
+        "decoded_bytes_per_chunk": None if per_chunk is None else [float(c) for c in per_chunk],
     }
 
 

@@ -61,6 +61,9 @@ def test_bench_generate_tiny_pair(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert rows["baseline", 160]["state_bytes"] > 3 * rows["baseline", 40]["state_bytes"]
     assert rows["baseline", 160]["context_ids"] == 64  # 160 bytes at 2.5 bytes per token
     assert all(r["bytes_per_s"] > 0 for r in report["results"])
+    assert rows["baseline", 40]["decoded_bytes_per_chunk"] is None
+    assert all(len(rows["hybrid", c]["decoded_bytes_per_chunk"]) == 1 for c in (40, 160))
+    assert all(rows["hybrid", c]["decoded_bytes_per_chunk"][0] >= 1.0 for c in (40, 160))
     for c in (40, 160):
         ratio = rows["hybrid", c]["bytes_per_s"] / rows["baseline", c]["bytes_per_s"]
         assert report["ratio_by_context"][str(c)] == pytest.approx(ratio)
