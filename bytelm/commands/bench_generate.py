@@ -166,12 +166,12 @@ def measure(
         new, state = decode(step, logits, state, steps + 1, _greedy)  # `steps` model steps
         _sync(device)
         decode_s = time.perf_counter() - started
+        if device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(device)  # before the forward pass below
+        else:
+            weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+            peak = weights + tree_nbytes(state) + python_peak
         per_chunk = model(new).aux.get("compression")  # bytes per chunk per stage; None: no chunking
-    if device.type == "cuda":
-        peak = torch.cuda.max_memory_allocated(device)
-    else:
-        weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-        peak = weights + tree_nbytes(state) + python_peak
     trained = model.max_context
     return {
         "context_bytes": context,
