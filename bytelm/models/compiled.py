@@ -24,7 +24,7 @@ def compile_model(model: nn.Module) -> nn.Module:
     with static shapes: each chunk-axis width gets its own graph."""
     import torch._dynamo.config as dynamo_config
 
-    from bytelm.models.hybrid import Stage
+    from bytelm.models.stage import Stage
 
     dynamo_config.cache_size_limit = max(dynamo_config.cache_size_limit, RECOMPILE_LIMIT)
     for module in model.modules():

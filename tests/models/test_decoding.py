@@ -6,7 +6,7 @@ from hybrid_helpers import text_ids, tiny_model
 
 from bytelm.config import ModelConfig
 from bytelm.models import build_model
-from bytelm.models.hybrid import StageState
+from bytelm.models.stage import StageState
 
 CASES = [(1, "dynamic"), (2, "dynamic"), (2, "fixed:3")]
 

@@ -25,7 +25,7 @@ from bytelm.layers.attention import Attention
 from bytelm.layers.ssm import Mamba2
 from bytelm.models import build_model
 from bytelm.models.flops import hybrid_flops_breakdown, mean_keys, ssd_scan_flops
-from bytelm.models.hybrid import Stage
+from bytelm.models.stage import Stage
 
 
 def test_mean_keys():

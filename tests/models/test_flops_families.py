@@ -21,7 +21,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from bytelm.layers.network import make_mixer
 from bytelm.models import build_model
 from bytelm.models.flops import family_flops, hybrid_flops_breakdown, mean_keys
-from bytelm.models.hybrid import level_spec
+from bytelm.models.stage import level_spec
 
 FAMILY = dict(rec_heads=2, rec_expand=2, s4d_d_state=4, s4d_headdim=4, mega_ema_dim=4,
               mega_headdim=4, mega_window=[48, 24])

@@ -12,7 +12,7 @@ from bytelm.layers.network import make_block
 from bytelm.models import build_model
 from bytelm.models.flops import hybrid_flops_breakdown
 from bytelm.models.flops_gated import channel_mix_flops, gated_flops, solve_flops
-from bytelm.models.hybrid import level_spec
+from bytelm.models.stage import level_spec
 
 GATED = dict(gla_heads=2, gdn_heads=2, gdn_expand_v=2, rwkv_heads=2)
 

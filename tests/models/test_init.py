@@ -17,7 +17,7 @@ from bytelm.layers.chunking import Router
 from bytelm.layers.mlp import SwiGLU
 from bytelm.layers.ssm import Mamba2
 from bytelm.models import build_model
-from bytelm.models.hybrid import Stage
+from bytelm.models.stage import Stage
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 HYBRIDS = sorted(
