@@ -66,11 +66,12 @@ class StepRunner:
         self.recipe, self.device = Path(recipe_path).stem, device
         self.cfg = config_from_dict(recipe["model"]["config"])
         self.model = build_model(self.cfg).to(device)
-        self.compiled = recipe["model"].get("compile", False) if compile_mode == "recipe" else compile_mode == "on"
-        if self.compiled:
-            from bytelm.models.compiled import compile_model
+        from bytelm.models import compiled
 
-            compile_model(self.model)
+        wanted = recipe["model"].get("compile", False) if compile_mode == "recipe" else compile_mode
+        self.compiled = compiled.compile_mode({"on": True, "off": False}.get(wanted, wanted))  # None: eager
+        if self.compiled:
+            compiled.compile_model(self.model, self.compiled)
         self.opt_args = OptimizerArgs(**recipe["model"].get("optimizer", {}))
         self.opt, _ = build_optimizer(self.model, self.opt_args, ScheduleArgs(warmup_steps=0), 10**6)
         self.windows, self.seq_len = _windows(recipe, self.cfg)
@@ -210,8 +211,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (A B A B ...)")
     parser.add_argument("--steps", type=int, default=4, help="timed steps per model per round")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compilation included)")
-    parser.add_argument("--compile", choices=["recipe", "on", "off"], default="recipe",
-                        help="torch.compile the models: as each recipe says (default), or force it")
+    parser.add_argument("--compile", choices=["recipe", "on", "off", "whole", "block"], default="recipe",
+                        help="torch.compile the models: as each recipe says (default), or force it "
+                        "(on = whole; block: each residual block alone)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--recipes", default=None,
                         help="folder of the recipes (default: ./recipes, else the source tree's)")
@@ -266,7 +268,7 @@ def main(argv: list[str]) -> int:
           f"{'peak MB':>9}{'FLOPs/B':>10}{'GFLOP/s':>9}{'MFU':>7}")
     for r in rows:
         mfu = "-" if r["mfu"] is None else f"{r['mfu']:.1%}"
-        print(f"{r['recipe']:<16}{r['params']:>12,}{'yes' if r['compiled'] else 'no':>9}{r['warmup_s']:>9.1f}"
+        print(f"{r['recipe']:<16}{r['params']:>12,}{r['compiled'] or 'no':>9}{r['warmup_s']:>9.1f}"
               f"{r['bytes_per_s']:>11,.0f}{r['step_s']:>8.3f}{r['peak_memory_mb']:>9,.0f}"
               f"{r['flops_per_byte']:>10.3g}{r['achieved_flops'] / 1e9:>9.2f}{mfu:>7}")
     spread = f"{min(ratios):.3f}..{max(ratios):.3f}"

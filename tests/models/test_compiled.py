@@ -1,4 +1,5 @@
-"""A compiled hybrid trains like the eager one: same loss, same gradients, few graphs."""
+"""A compiled hybrid trains like the eager one (compiled whole or block by block): same loss,
+same gradients, few graphs."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import torch
 import torch.nn.functional as F
 from hybrid_helpers import text_ids, tiny_config
 
+from bytelm.errors import BytelmError
+from bytelm.layers.network import Block
 from bytelm.models import build_model
-from bytelm.models.compiled import compile_model, compile_stats
+from bytelm.models.compiled import compile_mode, compile_model, compile_stats
+from bytelm.models.stage import n_blocks
 
 
 def loss_and_grads(model, ids: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -19,12 +23,26 @@ def loss_and_grads(model, ids: torch.Tensor) -> tuple[torch.Tensor, dict[str, to
     return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
+def test_compile_modes_of_a_recipe():
+    assert [compile_mode(v) for v in (False, None, True, "whole", "block")] == [None, None, "whole", "whole", "block"]
+    with pytest.raises(BytelmError, match="compile must be"):
+        compile_mode("blocks")
+    with pytest.raises(BytelmError, match="compile mode must be"):
+        compile_model(build_model(tiny_config()), "eager")
+
+
 @pytest.mark.slow
-def test_compiled_training_step_equals_eager():
+@pytest.mark.parametrize("mode", ["whole", "block"])
+def test_compiled_training_step_equals_eager(mode):
     torch.manual_seed(0)
     eager = build_model(tiny_config())
     torch.manual_seed(0)
-    compiled = compile_model(build_model(tiny_config()))
+    compiled = compile_model(build_model(tiny_config()), mode)
+    wrapped = [m for m in compiled.modules() if m._compiled_call_impl is not None]  # what .compile() wrapped
+    if mode == "block":
+        assert wrapped and all(isinstance(m, Block) for m in wrapped) and len(wrapped) == n_blocks(tiny_config())
+    else:
+        assert wrapped == [compiled]
     graphs, max_counts = [], set()
     for seed in range(3):  # three batches with different chunk counts, one shape bucket
         ids = text_ids(2, 97, seed=seed)
