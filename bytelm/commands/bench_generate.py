@@ -171,8 +171,9 @@ def measure(
         else:
             weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
             peak = weights + tree_nbytes(state) + python_peak
-        per_chunk = model(new).aux.get("compression")  # bytes per chunk per stage; None: no chunking
-    trained = model.max_context
+        trained = model.max_context
+        seen = new if trained is None else new[:, -trained:]  # what one forward pass may hold
+        per_chunk = model(seen).aux.get("compression")  # bytes per chunk per stage; None: no chunking
     return {
         "context_bytes": context,
         "context_ids": n_ids,

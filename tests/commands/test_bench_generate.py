@@ -92,7 +92,7 @@ def test_bench_generate_trained_runs(tmp_path: Path, capsys: pytest.CaptureFixtu
         "--contexts",
         "700",
         "--steps",
-        "2",
+        "256",  # more ids than the baseline's context (256) holds
         "--device",
         "cpu",
         "--out",
