@@ -138,7 +138,7 @@ def measure(
     low = 32 if model.config.kind == "hybrid" else 0  # printable bytes for the byte model
     ids = torch.randint(low, min(vocab, 127) if low else vocab, (1, n_ids), generator=gen)
     ids = ids.to(device)  # [1, n_ids]
-    warmup = 4 if compile_step else 2  # a compiled step settles its graphs in the first calls
+    warmup = 16 if compile_step else 2  # a compiled step meets its graphs (both branches) here
     step = compiled_step(model) if compile_step else model.step
     with torch.inference_mode():
         state = model.allocate_state(1, max_len=n_ids + warmup + 1 + steps)

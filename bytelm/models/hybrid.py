@@ -17,8 +17,8 @@ Design choices:
   dechunk EMA step and the routing state's bookkeeping live with the chunking
   (bytelm.layers.chunking).
 - A stage's step is three pieces (`step_enter`, `step_inner`, `step_exit`) that one function,
-  `step_through`, runs with the chunk-start check between them, eagerly or as the compiled
-  pieces of `HybridLM.compiled_step`.
+  `step_through`, runs eagerly with the chunk-start check between them; `HybridLM.compiled_step`
+  compiles them as two graphs (`step_skipping`), one for bytes without a chunk start.
 - Parameters carry `_lr_multiplier` (per level) and `_no_weight_decay`; `optimizer_groups`
   builds the AdamW groups from them.
 
@@ -27,6 +27,7 @@ The stage itself, its state and its step pieces live in bytelm.models.stage.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -38,7 +39,7 @@ from bytelm.layers.chunking import ALIGNMENT_KEYS, word_starts
 from bytelm.layers.init import STD, reset_tree
 from bytelm.layers.network import Network
 from bytelm.models import ModelOutput
-from bytelm.models.stage import Stage, StageState, StepEntry, level_spec, step_through
+from bytelm.models.stage import Stage, StageState, StepEntry, level_spec, step_skipping
 
 
 class HybridLM(nn.Module):
@@ -154,36 +155,35 @@ class HybridLM(nn.Module):
         return self.head(y), state
 
     def compiled_step(self) -> Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]:
-        """`step` as three compiled pieces with the chunk-start check between them (eager):
-        embedding + the outer encoder and router; the inner levels + dechunk; the outer decoder
-        + routing bookkeeping + head. Each piece is a call of its own, so dynamo guards its
-        modules by their dict tags, where resuming after a graph break inside one compiled step
-        re-checks every module attribute the rest reads (about 600 guards): about 3% faster at
-        batch 1 than `step` compiled whole with its graph breaks (README, Benchmarks). A layout
-        without stages compiles `step` whole."""
+        """`step` as two compiled graphs with the chunk-start check between them (eager):
+        `_step_outer` (embedding, the outer encoder and router, then the outer decoder, routing
+        bookkeeping and head as if no chunk starts at the byte) and `_step_inner` (the inner
+        levels, the dechunk, then the decoder and head again on the inner level's output). A byte
+        without a chunk start, about three in four with a trained router, is one call; a byte
+        with one throws the first graph's decoder pass away and runs the second. Each graph is a
+        call of its own, so dynamo guards its modules by their dict tags, where resuming after a
+        graph break inside one compiled step re-checks every module attribute the rest reads
+        (README, Benchmarks). A layout without stages compiles `step` whole."""
         from bytelm.models.compiled import compile_function
 
         if not self.config.n_stages:
             return compile_function(self.step)
-        enter = compile_function(self._step_enter)
-        inner = compile_function(self.backbone.step_inner)
-        exit = compile_function(self._step_exit)
+        return functools.partial(
+            step_skipping, compile_function(self._step_outer), compile_function(self._step_inner)
+        )
 
-        def step(ids: torch.Tensor, state: Any) -> tuple[torch.Tensor, Any]:
-            return step_through(enter, inner, exit, ids, ids, state, None)
+    def _step_outer(self, ids: torch.Tensor, state: StageState) -> tuple[StepEntry, torch.Tensor, StageState]:
+        """ids [B] -> the stage's entry (encoder and routing), and the logits [B, V] and state
+        after the byte for rows where no chunk starts (the inner level skipped)."""
+        entry = self.backbone.step_enter(self.embedding(ids), ids, state, None)
+        y, after = self.backbone.step_exit(entry, ids, state.routing.z, state.inner, state, None)
+        return entry, self.head(y), after
 
-        return step
-
-    def _step_enter(
-        self, byte_ids: torch.Tensor, ids: torch.Tensor, state: StageState, commit: torch.Tensor | None
-    ) -> StepEntry:
-        """`Stage.step_enter` after the embedding of byte_ids [B] (the same ids as `ids`)."""
-        return self.backbone.step_enter(self.embedding(byte_ids), ids, state, commit)
-
-    def _step_exit(
-        self, entry: StepEntry, ids: torch.Tensor, z: torch.Tensor, inner_state: Any, state: StageState,
-        commit: torch.Tensor | None,
+    def _step_inner(
+        self, entry: StepEntry, ids: torch.Tensor, state: StageState, inner_commit: torch.Tensor | None
     ) -> tuple[torch.Tensor, StageState]:
-        """`Stage.step_exit`, then the head: logits [B, V] and the state after the byte."""
-        y, state = self.backbone.step_exit(entry, ids, z, inner_state, state, commit)
-        return self.head(y), state
+        """After `_step_outer`'s entry: the inner level (committed where `inner_commit` [B],
+        None: every row), the dechunk and the decoder: logits [B, V] and the state after the byte."""
+        z, inner_state = self.backbone.step_inner(entry, ids, state, inner_commit)
+        y, after = self.backbone.step_exit(entry, ids, z, inner_state, state, None)
+        return self.head(y), after

@@ -4,7 +4,8 @@ dechunk -> residual -> decoder), its decoding state, and its step in three piece
 A `Stage` and the innermost `Network` answer the same level interface, `forward_level(x, ids,
 starts, lengths, state)` and `step_level(x, ids, state, commit)`. A stage's step is three pieces
 (`step_enter`, `step_inner`, `step_exit`) that one function, `step_through`, runs with the
-chunk-start check between them, eagerly or as the compiled pieces of `HybridLM.compiled_step`.
+chunk-start check between them; the outermost stage's compiled step (`HybridLM.compiled_step`)
+runs them as two graphs instead, `step_skipping`.
 """
 
 from __future__ import annotations
@@ -229,15 +230,13 @@ def step_through(
     enter: Callable, inner: Callable, exit: Callable, x: Any, ids: torch.Tensor, state: StageState,
     commit: torch.Tensor | None,
 ) -> Any:
-    """One position through a stage as its three pieces (eager methods, or compiled ones).
+    """One position through a stage as its three pieces (`Stage.step_level`).
 
     The inner level steps with the rows that start a chunk here as its commit mask. It is skipped
     when no row starts one, and the mask is dropped when every row does: host checks, free on
-    CPU. Run eagerly between compiled pieces (`HybridLM.compiled_step`), both checks pick which
-    compiled graph runs next, so a byte without a chunk start runs only the outer ones; at batch
-    1 with a trained router this decodes about 2x faster than one graph that always runs the
-    inner level masked (README, Benchmarks). Traced inside a compiled call (an inner stage), the
-    first check cuts the graph there and the second is skipped: a mask is fused, a frame is not.
+    CPU. Traced inside a compiled call (an inner stage, within `HybridLM.compiled_step`'s inner
+    graph), the first check cuts the graph there and the second is skipped: a mask is fused, a
+    frame is not. The outermost stage's compiled step is `step_skipping`.
     """
     entry = enter(x, ids, state, commit)
     inner_commit = entry.b if commit is None else entry.b & commit
@@ -248,3 +247,18 @@ def step_through(
     else:
         z, inner_state = state.routing.z, state.inner
     return exit(entry, ids, z, inner_state, state, commit)
+
+
+def step_skipping(outer: Callable, inner: Callable, ids: torch.Tensor, state: StageState) -> Any:
+    """One byte through the outermost stage as two calls (`HybridLM.compiled_step`'s graphs).
+
+    `outer(ids, state)` runs the encoder and router and, as if no row started a chunk, the
+    decoder: (entry, out, state after). When no row starts one, that is the byte's answer, in
+    one call. Otherwise `inner(entry, ids, state, inner_commit)` runs the inner level and the
+    decoder again on its output, with the rows that start a chunk as its commit mask (None when
+    every row does). The same host checks as `step_through`, free on CPU, pick the graph.
+    """
+    entry, out, after = outer(ids, state)
+    if not bool(entry.b.any()):
+        return out, after
+    return inner(entry, ids, state, None if bool(entry.b.all()) else entry.b)
