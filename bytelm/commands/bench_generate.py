@@ -1,10 +1,12 @@
 """`bytelm bench generate`: decode speed and memory against context length, hybrid vs baseline.
 
-For each model of a pair and each context length (in bytes), the benchmark builds the decoding
-state for that context by prefilling it in pieces, then times a fixed number of greedy steps
-through `bytelm.generation.decode`, the loop every decoder of bytelm runs (`--compile`: with a
-`torch.compile`d step, compiled during untimed warm-up steps). It reports decode bytes/s (the
-baseline's tokens/s times its bytes per token), the ratio hybrid / baseline per context, the
+For each context length (in bytes), the benchmark builds both models' decoding states for that
+context by prefilling it in pieces, then times a fixed number of greedy steps through
+`bytelm.generation.decode`, the loop every decoder of bytelm runs (`--compile`: with a
+`torch.compile`d step, compiled during untimed warm-up steps), the two models in turn for
+`--rounds` rounds, each round from the same state, so a machine that slows down slows both. It
+reports decode bytes/s (the baseline's tokens/s times its bytes per token; the median over
+rounds), the ratio hybrid / baseline per context (the median of the per-round ratios), the
 size of the decoding state, and the peak memory of the decode phase: `max_memory_allocated` on a
 GPU; on a CPU, which has no allocator peak counter, the weights plus the state plus the
 Python-level peak seen by tracemalloc over a second, untimed decode (tracing slows Python down,
@@ -25,9 +27,11 @@ import json
 import math
 import os
 import re
+import statistics
 import sys
 import time
 import tracemalloc
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +44,7 @@ from bytelm.generation import compiled_step, decode
 from bytelm.layers.state import tree_map, tree_nbytes
 
 DEFAULT_CONTEXTS = "1K,4K,16K,64K"
+KINDS = ("hybrid", "baseline")
 MiB = 1 << 20
 
 
@@ -121,7 +126,19 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(
+@dataclass
+class Prepared:
+    """One model at one context, ready to time: its step (eager or compiled, warmed up), the
+    logits and state after the context and warm-up, and what the untimed passes measured."""
+
+    model: nn.Module
+    step: Any
+    logits: torch.Tensor  # [1, V]
+    state: Any
+    row: dict[str, Any]
+
+
+def prepare(
     model: nn.Module,
     context: int,
     steps: int,
@@ -129,8 +146,10 @@ def measure(
     device: torch.device,
     seed: int,
     compile_step: bool = False,
-) -> dict[str, Any]:
-    """Prefill `context` bytes' worth of ids in pieces, then time `steps` greedy steps."""
+) -> Prepared:
+    """Prefill `context` bytes' worth of ids in pieces and warm the step up; then one untimed
+    decode of `steps` steps from a copy of the state (traced by tracemalloc on a CPU) gives the
+    peak memory and the decoded ids, whose forward pass gives the bytes per chunk."""
     per_id = bytes_per_id(model)
     n_ids = max(1, math.ceil(context / per_id))
     vocab = 256 if model.config.kind == "hybrid" else model.config.vocab_size
@@ -151,41 +170,43 @@ def measure(
         new, state = decode(step, logits, state, warmup + 1, _greedy)
         logits, state = step(new[:, -1], state)
         state_bytes = tree_nbytes(state)
-        python_peak = 0
-        if device.type != "cuda":  # the same decode again, traced, from a copy of the state
-            traced = tree_map(torch.clone, state)
-            tracemalloc.start()
-            decode(step, logits, traced, steps + 1, _greedy)
-            _, python_peak = tracemalloc.get_traced_memory()
-            tracemalloc.stop()
-            del traced
-        else:
-            torch.cuda.reset_peak_memory_stats(device)
-        _sync(device)
-        started = time.perf_counter()
-        new, state = decode(step, logits, state, steps + 1, _greedy)  # `steps` model steps
-        _sync(device)
-        decode_s = time.perf_counter() - started
+        traced = tree_map(torch.clone, state)
         if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+            new, _ = decode(step, logits, traced, steps + 1, _greedy)
             peak = torch.cuda.max_memory_allocated(device)  # before the forward pass below
         else:
+            tracemalloc.start()
+            new, _ = decode(step, logits, traced, steps + 1, _greedy)
+            _, python_peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
             weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-            peak = weights + tree_nbytes(state) + python_peak
+            peak = weights + state_bytes + python_peak
+        del traced
         trained = model.max_context
         seen = new if trained is None else new[:, -trained:]  # what one forward pass may hold
         per_chunk = model(seen).aux.get("compression")  # bytes per chunk per stage; None: no chunking
-    return {
+    row = {
         "context_bytes": context,
         "context_ids": n_ids,
         "beyond_trained_context": trained is not None and n_ids > trained,
         "prefill_s": prefill_s,
-        "decode_s": decode_s,
-        "ids_per_s": steps / decode_s,
-        "bytes_per_s": steps * per_id / decode_s,
         "state_bytes": state_bytes,
         "peak_bytes": int(peak),
         "decoded_bytes_per_chunk": None if per_chunk is None else [float(c) for c in per_chunk],
     }
+    return Prepared(model, step, logits, state, row)
+
+
+def time_decode(prepared: Prepared, steps: int, device: torch.device) -> float:
+    """Seconds for `steps` greedy steps from a copy of the prepared state (the copy untimed)."""
+    state = tree_map(torch.clone, prepared.state)
+    with torch.inference_mode():
+        _sync(device)
+        started = time.perf_counter()
+        decode(prepared.step, prepared.logits, state, steps + 1, _greedy)  # `steps` model steps
+        _sync(device)
+    return time.perf_counter() - started
 
 
 def run_bench(
@@ -196,22 +217,42 @@ def run_bench(
     device: torch.device,
     seed: int,
     compile_step: bool = False,
+    rounds: int = 3,
 ) -> dict[str, Any]:
-    """Every model at every context; one result row per (model, context)."""
-    results = []
-    for kind in ("hybrid", "baseline"):
-        model = models[kind].to(device).eval()
-        for context in contexts:
+    """Every model at every context, one result row per (model, context). At each context both
+    models are prepared, then timed in turn (hybrid, baseline, hybrid, ...) for `rounds` rounds,
+    so a machine that slows down slows both; a row's bytes/s is the median over its rounds and
+    the context's ratio the median of the per-round ratios."""
+    results, ratios = [], {}
+    for model in models.values():
+        model.to(device).eval()
+    for context in contexts:
+        ready = {}
+        for kind in KINDS:
+            model = models[kind]
             print(f"bench generate: {kind} at {context} bytes ...", file=sys.stderr, flush=True)
             pieces = max(1, math.ceil(piece / bytes_per_id(model)))
-            row = measure(model, context, steps, pieces, device, seed, compile_step)
-            results.append({"kind": kind, **row})
+            ready[kind] = prepare(model, context, steps, pieces, device, seed, compile_step)
+        speeds: dict[str, list[float]] = {kind: [] for kind in KINDS}
+        for _ in range(rounds):
+            for kind in KINDS:
+                seconds = time_decode(ready[kind], steps, device)
+                speeds[kind].append(steps * bytes_per_id(models[kind]) / seconds)
+        for kind in KINDS:
+            median = statistics.median(speeds[kind])
+            results.append({
+                "kind": kind, **ready[kind].row, "decode_s": steps * bytes_per_id(models[kind]) / median,
+                "ids_per_s": median / bytes_per_id(models[kind]), "bytes_per_s": median,
+                "round_bytes_per_s": speeds[kind],
+            })
+        ratios[str(context)] = [h / b for h, b in zip(speeds["hybrid"], speeds["baseline"])]
+        del ready
     hybrid_state = [r["state_bytes"] for r in results if r["kind"] == "hybrid"]
-    speed = {(r["kind"], r["context_bytes"]): r["bytes_per_s"] for r in results}
     return {
         "device": str(device),
         "threads": torch.get_num_threads(),
         "steps": steps,
+        "rounds": rounds,
         "compiled_step": compile_step,
         "models": {
             kind: {
@@ -222,16 +263,15 @@ def run_bench(
             for kind, m in models.items()
         },
         "results": results,
-        "ratio_by_context": {
-            str(c): speed["hybrid", c] / speed["baseline", c] for c in sorted(set(contexts))
-        },
+        "round_ratios_by_context": ratios,
+        "ratio_by_context": {c: statistics.median(r) for c, r in ratios.items()},
         "hybrid_state_flat": max(hybrid_state) == min(hybrid_state),
     }
 
 
 def format_table(report: dict[str, Any]) -> str:
     """A side-by-side markdown table: one row per context, hybrid then baseline, then the ratio
-    of their bytes/s."""
+    of their bytes/s (median of rounds, and the rounds' range)."""
     by = {(r["kind"], r["context_bytes"]): r for r in report["results"]}
     contexts = sorted({r["context_bytes"] for r in report["results"]})
     head = (
@@ -248,7 +288,8 @@ def format_table(report: dict[str, Any]) -> str:
                 f"{r['state_bytes'] / MiB:.3f}",
                 f"{r['peak_bytes'] / MiB:.2f}",
             ]
-        cells.append(f"{report['ratio_by_context'][str(c)]:.2f}")
+        rounds = report["round_ratios_by_context"][str(c)]
+        cells.append(f"{report['ratio_by_context'][str(c)]:.2f} ({min(rounds):.2f}..{max(rounds):.2f})")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -316,6 +357,12 @@ def build_parser() -> ArgumentParser:
         "--steps", type=positive_int, default=64, help="timed decode steps per context (default 64)"
     )
     parser.add_argument(
+        "--rounds",
+        type=positive_int,
+        default=3,
+        help="timed rounds per context, the two models in turn (default 3; the median is kept)",
+    )
+    parser.add_argument(
         "--piece",
         type=positive_int,
         default=4096,
@@ -353,7 +400,9 @@ def main(argv: list[str]) -> int:
         models, source = run_models(args.runs, device), "trained: " + ", ".join(args.runs)
     else:
         models, source = recipe_models(args.pair, _recipes_folder(args.recipes)), "random init"
-    report = run_bench(models, contexts, args.steps, args.piece, device, args.seed, args.compile)
+    report = run_bench(
+        models, contexts, args.steps, args.piece, device, args.seed, args.compile, args.rounds
+    )
     report = {"pair": args.pair, "source": source, **report}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -363,7 +412,10 @@ def main(argv: list[str]) -> int:
     os.replace(tmp, out / f"{stem}.json")
     plot(report, out / f"{stem}.png")
     mode = "compiled" if args.compile else "eager"
-    print(f"bench generate: pair {args.pair} ({source}) on {device}, {args.steps} {mode} steps")
+    print(
+        f"bench generate: pair {args.pair} ({source}) on {device}, {args.rounds} rounds of "
+        f"{args.steps} {mode} steps, the two models in turn (medians)"
+    )
     print(format_table(report))
     flat = "flat" if report["hybrid_state_flat"] else "NOT flat"
     print(f"hybrid decode state is {flat} across contexts; wrote {out / stem}.json and .png")
