@@ -200,8 +200,8 @@ def prepare(
 
 def time_decode(prepared: Prepared, steps: int, device: torch.device) -> float:
     """Seconds for `steps` greedy steps from a copy of the prepared state (the copy untimed)."""
-    state = tree_map(torch.clone, prepared.state)
-    with torch.inference_mode():
+    with torch.inference_mode():  # a copy made outside would not be an inference tensor: a new graph
+        state = tree_map(torch.clone, prepared.state)
         _sync(device)
         started = time.perf_counter()
         decode(prepared.step, prepared.logits, state, steps + 1, _greedy)  # `steps` model steps
