@@ -18,7 +18,7 @@ once per chunk, so this says how much of the decode time it can take.
 
 Models are random-initialised at the sizes of the pair's recipes (`recipes/<pair>_*.yaml`),
 or loaded from trained run dirs / release folders with `--runs`. Writes JSON and a PNG plot and
-prints a table; it is a benchmark, not a test.
+prints a table (bytelm.commands.bench_generate_report); it is a benchmark, not a test.
 """
 
 from __future__ import annotations
@@ -39,13 +39,13 @@ import torch
 from torch import nn
 
 from bytelm.commands.arguments import ArgumentParser, positive_int
+from bytelm.commands.bench_generate_report import format_table, plot
 from bytelm.errors import BytelmError
 from bytelm.generation import compiled_step, decode
 from bytelm.layers.state import tree_map, tree_nbytes
 
 DEFAULT_CONTEXTS = "1K,4K,16K,64K"
 KINDS = ("hybrid", "baseline")
-MiB = 1 << 20
 
 
 def parse_contexts(text: str) -> list[int]:
@@ -131,7 +131,6 @@ class Prepared:
     """One model at one context, ready to time: its step (eager or compiled, warmed up), the
     logits and state after the context and warm-up, and what the untimed passes measured."""
 
-    model: nn.Module
     step: Any
     logits: torch.Tensor  # [1, V]
     state: Any
@@ -195,7 +194,7 @@ def prepare(
         "peak_bytes": int(peak),
         "decoded_bytes_per_chunk": None if per_chunk is None else [float(c) for c in per_chunk],
     }
-    return Prepared(model, step, logits, state, row)
+    return Prepared(step, logits, state, row)
 
 
 def time_decode(prepared: Prepared, steps: int, device: torch.device) -> float:
@@ -226,23 +225,23 @@ def run_bench(
     results, ratios = [], {}
     for model in models.values():
         model.to(device).eval()
+    per_id = {kind: bytes_per_id(models[kind]) for kind in KINDS}
     for context in contexts:
         ready = {}
         for kind in KINDS:
             model = models[kind]
             print(f"bench generate: {kind} at {context} bytes ...", file=sys.stderr, flush=True)
-            pieces = max(1, math.ceil(piece / bytes_per_id(model)))
+            pieces = max(1, math.ceil(piece / per_id[kind]))
             ready[kind] = prepare(model, context, steps, pieces, device, seed, compile_step)
         speeds: dict[str, list[float]] = {kind: [] for kind in KINDS}
         for _ in range(rounds):
             for kind in KINDS:
-                seconds = time_decode(ready[kind], steps, device)
-                speeds[kind].append(steps * bytes_per_id(models[kind]) / seconds)
+                speeds[kind].append(steps * per_id[kind] / time_decode(ready[kind], steps, device))
         for kind in KINDS:
             median = statistics.median(speeds[kind])
             results.append({
-                "kind": kind, **ready[kind].row, "decode_s": steps * bytes_per_id(models[kind]) / median,
-                "ids_per_s": median / bytes_per_id(models[kind]), "bytes_per_s": median,
+                "kind": kind, **ready[kind].row, "decode_s": steps * per_id[kind] / median,
+                "ids_per_s": median / per_id[kind], "bytes_per_s": median,
                 "round_bytes_per_s": speeds[kind],
             })
         ratios[str(context)] = [h / b for h, b in zip(speeds["hybrid"], speeds["baseline"])]
@@ -267,72 +266,6 @@ def run_bench(
         "ratio_by_context": {c: statistics.median(r) for c, r in ratios.items()},
         "hybrid_state_flat": max(hybrid_state) == min(hybrid_state),
     }
-
-
-def format_table(report: dict[str, Any]) -> str:
-    """A side-by-side markdown table: one row per context, hybrid then baseline, then the ratio
-    of their bytes/s (median of rounds, and the rounds' range)."""
-    by = {(r["kind"], r["context_bytes"]): r for r in report["results"]}
-    contexts = sorted({r["context_bytes"] for r in report["results"]})
-    head = (
-        "| context | hybrid bytes/s | hybrid state MiB | hybrid peak MiB "
-        "| baseline bytes/s | baseline state MiB | baseline peak MiB | hybrid / baseline |"
-    )
-    lines = [head, "|---:" * 8 + "|"]
-    for c in contexts:
-        cells = [_context_name(c)]
-        for kind in ("hybrid", "baseline"):
-            r = by[(kind, c)]
-            cells += [
-                f"{r['bytes_per_s']:,.0f}",
-                f"{r['state_bytes'] / MiB:.3f}",
-                f"{r['peak_bytes'] / MiB:.2f}",
-            ]
-        rounds = report["round_ratios_by_context"][str(c)]
-        cells.append(f"{report['ratio_by_context'][str(c)]:.2f} ({min(rounds):.2f}..{max(rounds):.2f})")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _context_name(n: int) -> str:
-    return f"{n // 1024}K" if n % 1024 == 0 else str(n)
-
-
-def plot(report: dict[str, Any], path: Path) -> None:
-    """Two panels against context length (log scale): decode bytes/s, and memory in MiB."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (speed, memory) = plt.subplots(1, 2, figsize=(10, 4))
-    for kind, colour in (("hybrid", "tab:blue"), ("baseline", "tab:orange")):
-        rows = sorted(
-            (r for r in report["results"] if r["kind"] == kind), key=lambda r: r["context_bytes"]
-        )
-        x = [r["context_bytes"] for r in rows]
-        speed.plot(x, [r["bytes_per_s"] for r in rows], "o-", color=colour, label=kind)
-        memory.plot(
-            x, [r["peak_bytes"] / MiB for r in rows], "o-", color=colour, label=f"{kind} peak"
-        )
-        memory.plot(
-            x, [r["state_bytes"] / MiB for r in rows], "s--", color=colour, label=f"{kind} state"
-        )
-    contexts = sorted({r["context_bytes"] for r in report["results"]})
-    for ax, title, unit in ((speed, "decode speed", "bytes/s"), (memory, "decode memory", "MiB")):
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(contexts, [_context_name(c) for c in contexts])
-        ax.minorticks_off()
-        ax.set_xlabel("context (bytes)")
-        ax.set_ylabel(unit)
-        ax.set_title(f"{title} ({report['device']})")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
 
 
 def build_parser() -> ArgumentParser:

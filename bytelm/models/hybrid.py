@@ -16,9 +16,9 @@ Design choices:
   the inner level for every row and commits its state only where the row has a boundary; the
   dechunk EMA step and the routing state's bookkeeping live with the chunking
   (bytelm.layers.chunking).
-- A stage's step is three pieces (`step_enter`, `step_inner`, `step_exit`) that one function,
-  `step_through`, runs eagerly with the chunk-start check between them; `HybridLM.compiled_step`
-  compiles them as two graphs (`step_skipping`), one for bytes without a chunk start.
+- A stage's step is three pieces (`step_enter`, `step_inner`, `step_exit`) that `step_level`
+  runs eagerly with the chunk-start check between them; `HybridLM.compiled_step` compiles them
+  as two graphs (`step_skipping`), one for bytes without a chunk start.
 - Parameters carry `_lr_multiplier` (per level) and `_no_weight_decay`; `optimizer_groups`
   builds the AdamW groups from them.
 

@@ -3,9 +3,9 @@ dechunk -> residual -> decoder), its decoding state, and its step in three piece
 
 A `Stage` and the innermost `Network` answer the same level interface, `forward_level(x, ids,
 starts, lengths, state)` and `step_level(x, ids, state, commit)`. A stage's step is three pieces
-(`step_enter`, `step_inner`, `step_exit`) that one function, `step_through`, runs with the
-chunk-start check between them; the outermost stage's compiled step (`HybridLM.compiled_step`)
-runs them as two graphs instead, `step_skipping`.
+(`step_enter`, `step_inner`, `step_exit`) that `step_level` runs with the chunk-start check
+between them; the outermost stage's compiled step (`HybridLM.compiled_step`) runs them as two
+graphs instead, `step_skipping`.
 """
 
 from __future__ import annotations
@@ -180,8 +180,23 @@ class Stage(nn.Module):
     def step_level(
         self, x: torch.Tensor, ids: torch.Tensor, state: StageState, commit: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, StageState]:
-        """One position: x [B, D], ids [B] -> y [B, D]; rows where `commit` is false keep their state."""
-        return step_through(self.step_enter, self.step_inner, self.step_exit, x, ids, state, commit)
+        """One position: x [B, D], ids [B] -> y [B, D]; rows where `commit` is false keep their state.
+
+        The inner level steps with the rows that start a chunk here as its commit mask. It is
+        skipped when no row starts one, and the mask is dropped when every row does: host checks,
+        free on CPU. Traced inside a compiled call (an inner stage, within `HybridLM.compiled_step`'s
+        inner graph), the first check cuts the graph there and the second is skipped: a mask is
+        fused, a frame is not. The outermost stage's compiled step is `step_skipping`.
+        """
+        entry = self.step_enter(x, ids, state, commit)
+        inner_commit = entry.b if commit is None else entry.b & commit
+        if bool(inner_commit.any()):
+            if not torch.compiler.is_compiling() and bool(inner_commit.all()):
+                inner_commit = None  # every row commits: no per-leaf select over the inner state
+            z, inner_state = self.step_inner(entry, ids, state, inner_commit)
+        else:
+            z, inner_state = state.routing.z, state.inner
+        return self.step_exit(entry, ids, z, inner_state, state, commit)
 
     def step_enter(
         self, x: torch.Tensor, ids: torch.Tensor, state: StageState, commit: torch.Tensor | None
@@ -226,29 +241,6 @@ class StepEntry:
     encoder: list
 
 
-def step_through(
-    enter: Callable, inner: Callable, exit: Callable, x: Any, ids: torch.Tensor, state: StageState,
-    commit: torch.Tensor | None,
-) -> Any:
-    """One position through a stage as its three pieces (`Stage.step_level`).
-
-    The inner level steps with the rows that start a chunk here as its commit mask. It is skipped
-    when no row starts one, and the mask is dropped when every row does: host checks, free on
-    CPU. Traced inside a compiled call (an inner stage, within `HybridLM.compiled_step`'s inner
-    graph), the first check cuts the graph there and the second is skipped: a mask is fused, a
-    frame is not. The outermost stage's compiled step is `step_skipping`.
-    """
-    entry = enter(x, ids, state, commit)
-    inner_commit = entry.b if commit is None else entry.b & commit
-    if bool(inner_commit.any()):
-        if not torch.compiler.is_compiling() and bool(inner_commit.all()):
-            inner_commit = None  # every row commits: no per-leaf select over the inner state
-        z, inner_state = inner(entry, ids, state, inner_commit)
-    else:
-        z, inner_state = state.routing.z, state.inner
-    return exit(entry, ids, z, inner_state, state, commit)
-
-
 def step_skipping(outer: Callable, inner: Callable, ids: torch.Tensor, state: StageState) -> Any:
     """One byte through the outermost stage as two calls (`HybridLM.compiled_step`'s graphs).
 
@@ -256,7 +248,7 @@ def step_skipping(outer: Callable, inner: Callable, ids: torch.Tensor, state: St
     decoder: (entry, out, state after). When no row starts one, that is the byte's answer, in
     one call. Otherwise `inner(entry, ids, state, inner_commit)` runs the inner level and the
     decoder again on its output, with the rows that start a chunk as its commit mask (None when
-    every row does). The same host checks as `step_through`, free on CPU, pick the graph.
+    every row does). The same host checks as `Stage.step_level`, free on CPU, pick the graph.
     """
     entry, out, after = outer(ids, state)
     if not bool(entry.b.any()):
