@@ -9,7 +9,7 @@ generate`, the lm-eval scorer's greedy path and `bytelm bench generate` all call
 - `sample_next`: greedy (temperature 0), temperature, top-k, top-p, from a seeded generator.
 - `decode`: the loop. Ids go into a preallocated [B, max_new] buffer; per step it runs one pick
   and one model step, and calls back to the host only when someone watches the ids (text,
-  stop strings, EOS). The step may be `torch.compile`d (`compiled_step`).
+  stop strings, EOS). The step may be compiled (`compiled_step`: jit or ahead of time).
 - `Completion`: one row's bytes on their way to text: stop strings matched on bytes, with the
   bytes that may still begin one held back; an incremental UTF-8 decoder that releases text
   only for complete characters (invalid bytes become U+FFFD, only at this edge); a byte budget.
@@ -186,15 +186,23 @@ def context_budget(model: LanguageModel, prompt_len: int, wanted: int) -> int:
     return min(wanted, limit - prompt_len + 1)
 
 
-def compiled_step(model: LanguageModel) -> StepFn:
+COMPILE_KINDS = ("jit", "aot")
+
+
+def compiled_step(model: LanguageModel, kind: str = "jit") -> StepFn:
     """The model's compiled step (`model.compiled_step()`, which picks how the step is cut into
-    graphs); falls back to eager, with a note, if compiling fails."""
-    state = {"fn": model.compiled_step()}
+    graphs): "jit" by `torch.compile`, "aot" ahead of time by AOTInductor
+    (bytelm.models.exported); falls back to eager, with a note, if no compiler works here."""
+    from torch._inductor.exc import CppCompileError, InductorError
+
+    if kind not in COMPILE_KINDS:
+        raise BytelmError(f"compile must be one of {', '.join(COMPILE_KINDS)}, not {kind!r}")
+    state = {"fn": model.compiled_step(ahead_of_time=kind == "aot")}
 
     def step(ids: torch.Tensor, st: Any) -> tuple[torch.Tensor, Any]:
         try:
             return state["fn"](ids, st)
-        except torch._dynamo.exc.BackendCompilerFailed as err:  # no working compiler here
+        except (torch._dynamo.exc.BackendCompilerFailed, InductorError, CppCompileError) as err:
             print(f"compiled step unavailable ({type(err).__name__}); decoding eagerly",
                   file=sys.stderr)
             state["fn"] = model.step
@@ -279,10 +287,10 @@ class Decoder:
     """
 
     def __init__(
-        self, model: LanguageModel, vocab: Vocabulary, *, compile_step: bool = False
+        self, model: LanguageModel, vocab: Vocabulary, *, compile_step: str | None = None
     ) -> None:
         self.model, self.vocab = model, vocab
-        self.step: StepFn = compiled_step(model) if compile_step else model.step
+        self.step: StepFn = compiled_step(model, compile_step) if compile_step else model.step
 
     def generate(
         self,

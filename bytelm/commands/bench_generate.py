@@ -41,7 +41,7 @@ from torch import nn
 from bytelm.commands.arguments import ArgumentParser, positive_int
 from bytelm.commands.bench_generate_report import format_table, plot
 from bytelm.errors import BytelmError
-from bytelm.generation import compiled_step, decode
+from bytelm.generation import COMPILE_KINDS, compiled_step, decode
 from bytelm.layers.state import tree_map, tree_nbytes
 
 DEFAULT_CONTEXTS = "1K,4K,16K,64K"
@@ -144,7 +144,7 @@ def prepare(
     piece: int,
     device: torch.device,
     seed: int,
-    compile_step: bool = False,
+    compile_step: str | None = None,
 ) -> Prepared:
     """Prefill `context` bytes' worth of ids in pieces and warm the step up; then one untimed
     decode of `steps` steps from a copy of the state (traced by tracemalloc on a CPU) gives the
@@ -157,7 +157,7 @@ def prepare(
     ids = torch.randint(low, min(vocab, 127) if low else vocab, (1, n_ids), generator=gen)
     ids = ids.to(device)  # [1, n_ids]
     warmup = 16 if compile_step else 2  # a compiled step meets its graphs (both branches) here
-    step = compiled_step(model) if compile_step else model.step
+    step = compiled_step(model, compile_step) if compile_step else model.step
     with torch.inference_mode():
         state = model.allocate_state(1, max_len=n_ids + warmup + 1 + steps)
         started = time.perf_counter()
@@ -215,7 +215,7 @@ def run_bench(
     piece: int,
     device: torch.device,
     seed: int,
-    compile_step: bool = False,
+    compile_step: str | None = None,
     rounds: int = 3,
 ) -> dict[str, Any]:
     """Every model at every context, one result row per (model, context). At each context both
@@ -303,8 +303,11 @@ def build_parser() -> ArgumentParser:
     )
     parser.add_argument(
         "--compile",
-        action="store_true",
-        help="decode with a torch.compile'd step (compiled during warm-up, not timed)",
+        nargs="?",
+        const="jit",
+        choices=COMPILE_KINDS,
+        help="decode with a compiled step, compiled during warm-up (not timed): jit "
+        "(torch.compile, the default) or aot (AOTInductor, no per-call guards)",
     )
     parser.add_argument("--recipes", default=None, help="recipe folder (default: ./recipes)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda if any)")
@@ -339,12 +342,12 @@ def main(argv: list[str]) -> int:
     report = {"pair": args.pair, "source": source, **report}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = f"generate_{args.pair}_{device.type}" + ("_compiled" if args.compile else "")
+    stem = f"generate_{args.pair}_{device.type}" + {None: "", "jit": "_compiled", "aot": "_aot"}[args.compile]
     tmp = out / f".{stem}.json.tmp"
     tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, out / f"{stem}.json")
     plot(report, out / f"{stem}.png")
-    mode = "compiled" if args.compile else "eager"
+    mode = f"compiled ({args.compile})" if args.compile else "eager"
     print(
         f"bench generate: pair {args.pair} ({source}) on {device}, {args.rounds} rounds of "
         f"{args.steps} {mode} steps, the two models in turn (medians)"

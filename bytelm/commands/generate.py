@@ -23,10 +23,10 @@ import torch
 
 from bytelm.commands.arguments import ArgumentParser, positive_int
 from bytelm.errors import BytelmError
-from bytelm.generation import Decoder, Sampling, Vocabulary
+from bytelm.generation import COMPILE_KINDS, Decoder, Sampling, Vocabulary
 
 
-def decoder_for(loaded: Any, compile_step: bool = False) -> Decoder:
+def decoder_for(loaded: Any, compile_step: str | None = None) -> Decoder:
     """The decoder of a loaded model: its ids' bytes come from its codec."""
     vocab = Vocabulary.of_codec(loaded.codec, loaded.config.vocab_size)
     return Decoder(loaded.model, vocab, compile_step=compile_step)
@@ -122,8 +122,11 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--dtype", default=None, help="fp32, bf16 or fp16 (default: as saved)")
     parser.add_argument(
         "--compile",
-        action="store_true",
-        help="decode with a torch.compile'd step (compiles first; pays off for long outputs)",
+        nargs="?",
+        const="jit",
+        choices=COMPILE_KINDS,
+        help="decode with a compiled step: jit (torch.compile, the default) or aot (AOTInductor, "
+        "no per-call guards); compiles first, pays off for long outputs",
     )
     return parser
 

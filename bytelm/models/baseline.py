@@ -189,8 +189,16 @@ class BaselineLM(nn.Module):
         logits, state = self.prefill(ids_t[:, None], state)
         return logits[:, 0], state
 
-    def compiled_step(self) -> Callable[[torch.Tensor, BaselineState], tuple[torch.Tensor, BaselineState]]:
-        """`step` compiled whole (bytelm.models.compiled.compile_function): one graph per call."""
+    def compiled_step(
+        self, ahead_of_time: bool = False
+    ) -> Callable[[torch.Tensor, BaselineState], tuple[torch.Tensor, BaselineState]]:
+        """`step` compiled whole, one graph per call: by `torch.compile`
+        (bytelm.models.compiled.compile_function), or ahead of time with the position as a
+        dynamic size (bytelm.models.exported.ExportedBaselineStep)."""
+        if ahead_of_time:
+            from bytelm.models.exported import ExportedBaselineStep
+
+            return ExportedBaselineStep(self)
         from bytelm.models.compiled import compile_function
 
         return compile_function(self.step)

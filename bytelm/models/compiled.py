@@ -27,6 +27,9 @@ from bytelm.errors import BytelmError
 
 RECOMPILE_LIMIT = 64
 COMPILE_MODES = ("whole", "block")
+# Inductor's options for decode steps, jit (`compile_function`) and ahead of time
+# (bytelm.models.exported) alike: see `compile_function`.
+DECODE_INDUCTOR_OPTIONS: dict[str, Any] = {"post_grad_fusion_options": {"decompose_mm_pass": {}}}
 
 
 def compile_mode(value: bool | str | None) -> str | None:
@@ -77,9 +80,7 @@ def compile_function(fn: Callable[..., Any]) -> Callable[..., Any]:
       least 10,240 rows, which decoding never makes). Trained tiny pair at 1K context, one
       process taking the variants in turn: hybrid 2,612 -> 2,691 bytes/s, baseline 5,099 ->
       5,661 (README, Benchmarks)."""
-    return torch.compile(
-        fn, options={"size_asserts": False, "post_grad_fusion_options": {"decompose_mm_pass": {}}}
-    )
+    return torch.compile(fn, options={"size_asserts": False, **DECODE_INDUCTOR_OPTIONS})
 
 
 def compile_stats() -> dict[str, int]:
@@ -95,4 +96,4 @@ def compile_stats() -> dict[str, int]:
     }
 
 
-__all__ = ["COMPILE_MODES", "compile_function", "compile_mode", "compile_model", "compile_stats"]
+__all__ = ["COMPILE_MODES", "DECODE_INDUCTOR_OPTIONS", "compile_function", "compile_mode", "compile_model", "compile_stats"]

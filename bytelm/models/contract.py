@@ -65,10 +65,11 @@ class LanguageModel(Protocol):
         """One id per row: ids [B] -> logits [B, V] and the state after it."""
         ...
 
-    def compiled_step(self) -> Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]:
-        """`step` through `torch.compile`, same inputs and outputs; build it once per decoder (its
-        graphs are compiled on the first calls and kept). Each kind picks how its step is cut
-        into graphs."""
+    def compiled_step(self, ahead_of_time: bool = False) -> Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]:
+        """`step` compiled, same inputs and outputs; build it once per decoder (its graphs are
+        compiled on the first calls and kept). Each kind picks how its step is cut into graphs.
+        `ahead_of_time`: the same graphs through torch.export and AOTInductor
+        (bytelm.models.exported), called without dynamo's guards, instead of `torch.compile`."""
         ...
 
     def flops_per_byte(

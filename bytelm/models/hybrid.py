@@ -154,7 +154,7 @@ class HybridLM(nn.Module):
         y, state = self.backbone.step_level(x, ids, state)
         return self.head(y), state
 
-    def compiled_step(self) -> Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]:
+    def compiled_step(self, ahead_of_time: bool = False) -> Callable[[torch.Tensor, Any], tuple[torch.Tensor, Any]]:
         """`step` as two compiled graphs with the chunk-start check between them (eager):
         `_step_outer` (embedding, the outer encoder and router, then the outer decoder, routing
         bookkeeping and head as if no chunk starts at the byte) and `_step_inner` (the inner
@@ -163,8 +163,14 @@ class HybridLM(nn.Module):
         with one throws the first graph's decoder pass away and runs the second. Each graph is a
         call of its own, so dynamo guards its modules by their dict tags, where resuming after a
         graph break inside one compiled step re-checks every module attribute the rest reads
-        (README, Benchmarks). A layout without stages compiles `step` whole."""
+        (README, Benchmarks). A layout without stages compiles `step` whole. `ahead_of_time`:
+        the same graphs by AOTInductor, without dynamo's guards (bytelm.models.exported)."""
         from bytelm.models.compiled import compile_function
+
+        if ahead_of_time:
+            from bytelm.models.exported import ExportedHybridStep
+
+            return ExportedHybridStep(self)
 
         if not self.config.n_stages:
             return compile_function(self.step)

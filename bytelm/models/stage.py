@@ -186,11 +186,13 @@ class Stage(nn.Module):
         skipped when no row starts one, and the mask is dropped when every row does: host checks,
         free on CPU. Traced inside a compiled call (an inner stage, within `HybridLM.compiled_step`'s
         inner graph), the first check cuts the graph there and the second is skipped: a mask is
-        fused, a frame is not. The outermost stage's compiled step is `step_skipping`.
+        fused, a frame is not. Exported ahead of time (bytelm.models.exported), where a graph cannot
+        be cut, the inner level always runs, masked. The outermost stage's compiled step is
+        `step_skipping`.
         """
         entry = self.step_enter(x, ids, state, commit)
         inner_commit = entry.b if commit is None else entry.b & commit
-        if bool(inner_commit.any()):
+        if torch.compiler.is_exporting() or bool(inner_commit.any()):
             if not torch.compiler.is_compiling() and bool(inner_commit.all()):
                 inner_commit = None  # every row commits: no per-leaf select over the inner state
             z, inner_state = self.step_inner(entry, ids, state, inner_commit)

@@ -17,7 +17,7 @@ from release_fixtures import (
 )
 
 from bytelm import cli
-from bytelm.commands.bench_generate import parse_contexts
+from bytelm.commands.bench_generate import build_parser, parse_contexts
 from bytelm.errors import BytelmError
 
 
@@ -25,6 +25,14 @@ def test_parse_contexts() -> None:
     assert parse_contexts("1K,64k, 512,1K") == [512, 1024, 65536]
     with pytest.raises(BytelmError, match="'2M' is not a length"):
         parse_contexts("1K,2M")
+
+
+def test_compile_flag_names_the_compiler() -> None:
+    """`--compile` alone is torch.compile's step, `--compile aot` the ahead-of-time one."""
+    parse = build_parser().parse_args
+    assert [parse(a).compile for a in ([], ["--compile"], ["--compile", "aot"])] == [None, "jit", "aot"]
+    with pytest.raises(BytelmError, match="invalid choice: 'eager'"):
+        parse(["--compile", "eager"])
 
 
 def test_bench_generate_tiny_pair(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
