@@ -43,6 +43,7 @@ gpu-check: setup
 	$(BIN)/bytelm bench kernels --out runs/bench/kernels.json
 	$(BIN)/bytelm bench train --pair small --compile on --device cuda --out runs/bench/train-small.json
 	$(BIN)/bytelm bench generate --pair small --compile --device cuda --out runs/bench/generate-small
+	$(BIN)/bytelm bench generate --pair small --compile aot --device cuda --out runs/bench/generate-small
 
 lint: setup
 	$(BIN)/ruff check .
