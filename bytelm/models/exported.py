@@ -10,7 +10,7 @@ when first met); a state the step returned is known by its identity and not chec
 
 - `TreeCodec`: a state tree's structure, to flatten trees to tensor leaves and build them back,
   with generated code (no walk over the tree on every call).
-- `aot_compile`: a module over flat tensors exported and compiled, the loaded artifact.
+- `export_program`, `aot_compile`: a module over flat tensors exported, then compiled and loaded.
 - `ExportedHybridStep`: the hybrid's two graphs (`HybridLM._step_outer`, `_step_inner`) with the
   chunk-start check between them, as `models.stage.step_skipping` runs them compiled by dynamo;
   the masked inner graph (rows of a batch disagree) is compiled when first needed.
@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bytelm.layers.state import tree_leaves, tree_map
+from bytelm.layers.state import tree_map
 from bytelm.models.compiled import DECODE_INDUCTOR_OPTIONS
 
 Runner = Callable[..., list[torch.Tensor]]
@@ -92,20 +92,22 @@ def contiguous(tree: Any) -> Any:
     return tree_map(lambda t: t.contiguous(), tree)
 
 
-def aot_compile(module: nn.Module, args: tuple, dynamic_shapes: Any = None) -> Runner:
-    """`module(*args)` (tensors in, a tuple of tensors out) exported with torch.export and
-    compiled by AOTInductor; the loaded artifact, called like the module with tensors shaped as
-    `args`, returns a list. Tracing needs tensors made outside inference mode, so the examples
-    are copied first."""
+def export_program(module: nn.Module, args: tuple, dynamic_shapes: Any = None) -> torch.export.ExportedProgram:
+    """`module(*args)` (tensors in, a tuple of tensors out) traced by torch.export. Tracing needs
+    tensors made outside inference mode, so the examples are copied first."""
     with torch.inference_mode(False), torch.no_grad():
         args = tuple(a.clone() if isinstance(a, torch.Tensor) else a for a in args)
-        program = torch.export.export(module, args, dynamic_shapes=dynamic_shapes, strict=False)
-        with tempfile.TemporaryDirectory() as folder:
-            package = torch._inductor.aoti_compile_and_package(
-                program, package_path=os.path.join(folder, "step.pt2"),
-                inductor_configs=DECODE_INDUCTOR_OPTIONS,
-            )
-            return torch._inductor.aoti_load_package(package)
+        return torch.export.export(module, args, dynamic_shapes=dynamic_shapes, strict=False)
+
+
+def aot_compile(program: torch.export.ExportedProgram) -> Runner:
+    """The program compiled by AOTInductor and loaded: called like the exported module with
+    tensors shaped as its examples, it returns a list."""
+    with tempfile.TemporaryDirectory() as folder:
+        package = torch._inductor.aoti_compile_and_package(
+            program, package_path=os.path.join(folder, "step.pt2"), inductor_configs=DECODE_INDUCTOR_OPTIONS
+        )
+        return torch._inductor.aoti_load_package(package)
 
 
 class _FlatCall(nn.Module):
@@ -121,12 +123,22 @@ class _FlatCall(nn.Module):
         return tuple(t.contiguous() for t in self.outputs.flatten(out))
 
 
-def export_call(model: nn.Module, name: str, args: tuple, example: Any) -> Runner:
-    """`model.<name>` compiled ahead of time for arguments like `args` (their structure and leaf
-    shapes), `example` being its outputs on them; the artifact over the flat leaves."""
+def export_call(model: nn.Module, name: str, args: tuple, example: Any) -> torch.export.ExportedProgram:
+    """`model.<name>` exported for arguments like `args` (their structure and leaf shapes),
+    `example` being its outputs on them: a program over the flat leaves."""
     inputs = TreeCodec(args)
-    flat = _FlatCall(model, name, inputs, TreeCodec(example))
-    return aot_compile(flat, tuple(inputs.flatten(args)))
+    return export_program(_FlatCall(model, name, inputs, TreeCodec(example)), tuple(inputs.flatten(args)))
+
+
+def keeps_shapes(program: torch.export.ExportedProgram, leaves: list[torch.Tensor], state_in: int, state_out: int) -> bool:
+    """Whether the program, run once on `leaves`, returns the state (its leaves from `state_in`
+    on among the inputs, from `state_out` on among the outputs) with the shapes it came in: then
+    the state an artifact returns fits that artifact again. The exported graph is what runs, so
+    an inner stage's level, which always runs there, shows a growing state even where the eager
+    step would skip it."""
+    with torch.no_grad():
+        out = program.module()(*leaves)
+    return [t.shape for t in out[state_out:]] == [t.shape for t in leaves[state_in:]]
 
 
 @dataclass
@@ -195,37 +207,25 @@ class ExportedHybridStep:
         return state, self._current
 
     def _build(self, ids: torch.Tensor, state: Any, codec: TreeCodec) -> _HybridGraphs | None:
-        model = self.model
+        model, leaves = self.model, codec.flatten(state)
         with torch.no_grad():
             if not model.config.n_stages:
-                out = model.step(ids, state)
-                if not self._closed(state, out[1]):
-                    return None
-                return _HybridGraphs(codec, export_call(model, "step", (ids, state), out), None, 0, 0, ())
+                program = export_call(model, "step", (ids, state), model.step(ids, state))
+                if not keeps_shapes(program, [ids, *leaves], 1, 1):  # (ids, *state) -> (logits, *state)
+                    return self._grows()
+                return _HybridGraphs(codec, aot_compile(program), None, 0, 0, ())
             outer_out = model._step_outer(ids, state)
             entry = contiguous(outer_out[0])
             inner_args = (entry, ids, state, None)
             inner_out = model._step_inner(*inner_args)
-        if not (self._closed(state, outer_out[2]) and self._closed(state, inner_out[1])):
-            return None
         entry_leaves = TreeCodec(entry).flatten(entry)
+        n = len(entry_leaves)
         b_index = next(i for i, t in enumerate(entry_leaves) if t is entry.b)
-        outer = export_call(model, "_step_outer", (ids, state), outer_out)
-        inner = export_call(model, "_step_inner", inner_args, inner_out)
-        leaves = codec.flatten(state)
-        shapes = [t.shape for t in leaves]  # an inner stage's level always runs in the artifact:
-        ran = outer(ids, *leaves)[len(entry_leaves) + 1 :], inner(*entry_leaves, ids, *leaves)[1:]
-        if any([t.shape for t in out] != shapes for out in ran):  # its growth shows only here
+        outer = export_call(model, "_step_outer", (ids, state), outer_out)  # (*entry, logits, *state)
+        inner = export_call(model, "_step_inner", inner_args, inner_out)  # (logits, *state)
+        if not (keeps_shapes(outer, [ids, *leaves], 1, n + 1) and keeps_shapes(inner, [*entry_leaves, ids, *leaves], n + 1, 1)):
             return self._grows()
-        return _HybridGraphs(codec, outer, inner, len(entry_leaves), b_index, (ids, state, entry, inner_out))
-
-    def _closed(self, state: Any, after: Any) -> bool:
-        """Whether a step keeps the state's leaf shapes, so that the state an artifact returns
-        fits that artifact again (it is not checked when it comes back)."""
-        if [t.shape for t in tree_leaves(after)] == [t.shape for t in tree_leaves(state)]:
-            return True
-        self._grows()
-        return False
+        return _HybridGraphs(codec, aot_compile(outer), aot_compile(inner), n, b_index, (ids, state, entry, inner_out))
 
     def _grows(self) -> None:
         """The state grows (global attention's cache), which would need an artifact per length:
@@ -239,7 +239,7 @@ class ExportedHybridStep:
         if g.masked is None:
             ids, state, entry, out = g.example
             args = (entry, ids, state, torch.ones_like(entry.b))
-            g.masked = export_call(self.model, "_step_inner", args, out)
+            g.masked = aot_compile(export_call(self.model, "_step_inner", args, out))
         return g.masked
 
 
@@ -290,13 +290,15 @@ class ExportedBaselineStep:
             marker = torch.zeros(max(state.pos, 2), dtype=torch.int8, device=ids.device)
             size = torch.export.Dim("position", min=2, max=state.max_len - 2)
             shapes = {"ids": None, "marker": {0: size}, "caches": (None,) * (2 * len(state.keys))}
-            self._runners[key] = aot_compile(
-                _PositionedStep(self.model), (ids, marker, *state.keys, *state.values), shapes
-            )
+            program = export_program(_PositionedStep(self.model), (ids, marker, *state.keys, *state.values), shapes)
+            self._runners[key] = aot_compile(program)
         if self._marker.numel() < state.max_len or self._marker.device != ids.device:
             self._marker = torch.zeros(state.max_len, dtype=torch.int8, device=ids.device)
         self._runner, self._ids, self._made = self._runners[key], (ids.shape, ids.dtype), state
         return state
 
 
-__all__ = ["ExportedBaselineStep", "ExportedHybridStep", "TreeCodec", "aot_compile", "export_call", "signature"]
+__all__ = [
+    "ExportedBaselineStep", "ExportedHybridStep", "TreeCodec", "aot_compile", "export_call", "export_program",
+    "keeps_shapes", "signature",
+]

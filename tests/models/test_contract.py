@@ -101,13 +101,11 @@ def test_flops_per_byte_in_bytes_for_both_kinds():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("ahead_of_time", [False, True])
-def test_compiled_step_equals_step(model, ahead_of_time):
+def test_compiled_step_equals_step(model):
     """`compiled_step()` answers like `step`, byte by byte (the two-stage hybrid's inner piece
-    holds the inner stage's own chunk-start check; ahead of time, its global attention's growing
-    cache sends it to dynamo's graphs)."""
+    holds the inner stage's own chunk-start check)."""
     ids = ids_for(model, 2, 24)
-    compiled = model.compiled_step(ahead_of_time=ahead_of_time)
+    compiled = model.compiled_step()
     with torch.inference_mode():
         _, eager_state = model.prefill(ids[:, :8], model.allocate_state(2, max_len=24))
         _, compiled_state = model.prefill(ids[:, :8], model.allocate_state(2, max_len=24))
