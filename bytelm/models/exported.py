@@ -178,11 +178,10 @@ class ExportedHybridStep:
             if g is None:
                 return self._jit(ids, state)
         leaves = g.state.flatten(state)
+        out = g.outer(ids, *leaves)
         if g.inner is None:
-            out = g.outer(ids, *leaves)
             logits, after = out[0], out[1:]
         else:
-            out = g.outer(ids, *leaves)
             entry, b = out[: g.entry_size], out[g.b_index]
             if not bool(b.any()):
                 logits, after = out[g.entry_size], out[g.entry_size + 1 :]
@@ -283,8 +282,7 @@ class ExportedBaselineStep:
         return logits, state
 
     def _adopt(self, ids: torch.Tensor, state: Any) -> Any:
-        state = dataclasses.replace(state, keys=[k.contiguous() for k in state.keys],
-                                    values=[v.contiguous() for v in state.values])
+        state = contiguous(state)  # the same cache tensors where they are contiguous already
         key = (signature(state.keys + state.values), ids.shape, ids.dtype, ids.device)
         if key not in self._runners:
             marker = torch.zeros(max(state.pos, 2), dtype=torch.int8, device=ids.device)
